@@ -1,0 +1,3 @@
+"""mar: an event-sourced medication administration record."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,196 @@
+"""Writing events: validate a batch all-or-nothing, skip what is already stored, append.
+
+This is the one write path: `mar import`, `mar record` and the FHIR import all end here.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Iterable
+
+import orjson
+from pydantic import ValidationError
+
+from .catalog import Catalog, default_catalog
+from .chart import Chart
+from .checks import check_event
+from .clinical_time import UTC
+from .errors import ConcurrencyConflict, InvalidEvents, Problem, WriteRefused
+from .events import BY_TYPE, EVENT_ADAPTER
+from .store import CONFLICTS, SNAPSHOT_INTERVAL, EventStore, Record, retrying, stream_id
+
+
+@dataclass
+class Summary:
+    added: int = 0
+    already_stored: int = 0
+    patients: set[str] = field(default_factory=set)
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Candidate:
+    line: int | None
+    data: dict  # the event as given, validated, in JSON form
+    event_id: str
+    digest: str
+
+
+def digest_of(data: dict) -> str:
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def parse_line(text: str | bytes | dict, line: int | None) -> tuple[Candidate | None, list[Problem]]:
+    """Shape, type and unit validation of one input event."""
+    try:
+        raw = orjson.loads(text) if isinstance(text, (str, bytes)) else text
+    except orjson.JSONDecodeError as exc:
+        return None, [Problem(line, "(line)", _clip(text), f"not valid JSON: {exc}")]
+    if not isinstance(raw, dict):
+        return None, [Problem(line, "(line)", _clip(text), "an event must be a JSON object")]
+    kind = raw.get("type")
+    if kind not in BY_TYPE:
+        return None, [Problem(line, "type", kind, f"unknown event type; known: {', '.join(BY_TYPE)}")]
+    try:
+        event = EVENT_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        return None, [_problem(line, err) for err in exc.errors()]
+    data = event.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    data["type"] = kind
+    digest = digest_of(data)
+    event_id = data.get("idempotency_key") or f"sha256:{digest[:32]}"
+    return Candidate(line, data, event_id, digest), []
+
+
+def _problem(line: int | None, err: dict) -> Problem:
+    loc = [str(p) for p in err["loc"][1:]]  # drop the union tag
+    path = ".".join(loc).replace(".[", "[") or "(event)"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        return Problem(line, path, None, "required field is missing")
+    if err["type"] in ("timezone_aware", "datetime_from_date_parsing", "datetime_parsing", "datetime_type"):
+        return Problem(line, path, err.get("input"), "not an ISO 8601 time with a UTC offset "
+                       "(for example 2007-10-15T14:00:00-07:00); naive times are refused")
+    if err["type"] == "extra_forbidden":
+        return Problem(line, path, err["input"], "unknown field (not part of this event type)")
+    return Problem(line, path, err.get("input"), message)
+
+
+def _clip(text) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    s = (text if isinstance(text, str) else repr(text)).strip()
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+class Recorder:
+    """Validates and appends batches of events for one store."""
+
+    def __init__(self, store: EventStore, user: str | None, catalog: Catalog | None = None,
+                 clock: Callable[[], datetime] | None = None):
+        if not user:
+            raise WriteRefused("who is writing? give --user or set MAR_USER; nothing was written")
+        self.store = store
+        self.user = user
+        self.catalog = catalog or default_catalog()
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def record(self, lines: Iterable[tuple[int | None, str | bytes | dict]], source: str | None = None,
+               progress: Callable[[int], None] | None = None) -> Summary:
+        candidates, problems = [], []
+        for n, (line, text) in enumerate(lines, 1):
+            cand, errs = parse_line(text, line)
+            problems += errs
+            if cand is not None:
+                candidates.append(cand)
+            if progress and n % 1000 == 0:
+                progress(1000)
+        for attempt in retrying():
+            try:
+                return self._write(candidates, source, problems)
+            except CONFLICTS:
+                continue
+        raise ConcurrencyConflict(
+            "other writers kept changing the same patients; gave up after 6 attempts. "
+            "Nothing of this write was stored: run it again."
+        )
+
+    def _write(self, candidates: list[Candidate], source: str | None,
+               shape_problems: list[Problem]) -> Summary:
+        now = self.clock()
+        stamp = now.isoformat()
+        summary = Summary()
+        records, keys = [], []
+        problems = list(shape_problems)
+        charts: dict[str, Chart] = {}
+        by_patient: dict[str, list[Candidate]] = {}
+        for cand in candidates:
+            by_patient.setdefault(cand.data["patient_id"], []).append(cand)
+        for patient_id, cands in by_patient.items():
+            chart = charts[patient_id] = self.store.load_chart(patient_id)
+            stored = self.store.known_ids(patient_id, [c.event_id for c in cands])
+            batch: dict[str, Candidate] = {}
+            for cand in cands:
+                prior = self._prior_digest(cand.event_id, batch, stored)
+                if prior is not None:
+                    if prior != cand.digest:
+                        problems.append(Problem(cand.line, "idempotency_key", cand.event_id,
+                                                "already used for an event with different content"))
+                    else:
+                        summary.already_stored += 1
+                    continue
+                errs = check_event(cand.data, chart, self.catalog, now, cand.line,
+                                   lambda eid: self._target_type(patient_id, eid, batch))
+                if errs:
+                    problems += errs
+                    continue
+                batch[cand.event_id] = cand
+                data = self._stored_form(cand, stamp)
+                chart.apply(data)
+                records.append(Record(stream_id(patient_id), chart.version, data))
+                keys.append((cand.event_id, cand.digest))
+                summary.by_type[data["type"]] = summary.by_type.get(data["type"], 0) + 1
+            if len(batch):
+                summary.patients.add(patient_id)
+        if problems:
+            problems.sort(key=lambda p: (p.line is None, p.line or 0))
+            raise InvalidEvents(problems, source)
+        if records:
+            self.store.append(records, keys)
+        summary.added = len(records)
+        self._snapshot(charts, records)
+        return summary
+
+    @staticmethod
+    def _prior_digest(event_id: str, batch: dict[str, Candidate], stored: dict) -> str | None:
+        if event_id in batch:
+            return batch[event_id].digest
+        if event_id in stored:
+            return stored[event_id][0]
+        return None
+
+    def _stored_form(self, cand: Candidate, stamp: str) -> dict:
+        data = dict(cand.data)
+        data["event_id"] = cand.event_id
+        data.setdefault("recorded_at", stamp)
+        data.setdefault("recorded_by", self.user)
+        data["stored_at"] = stamp
+        data["stored_by"] = self.user
+        data["v"] = BY_TYPE[data["type"]].version
+        return data
+
+    def _target_type(self, patient_id: str, event_id: str, batch: dict[str, Candidate]) -> str | None:
+        if event_id in batch:
+            return batch[event_id].data["type"]
+        return self.store.event_type(patient_id, event_id)
+
+    def _snapshot(self, charts: dict[str, Chart], records: list[Record]) -> None:
+        """Snapshot charts whose stream crossed a multiple of the interval (a cache only)."""
+        first: dict[str, int] = {}
+        for r in records:
+            first.setdefault(r.data["patient_id"], r.originator_version)
+        for patient_id, start in first.items():
+            chart = charts[patient_id]
+            if chart.version // SNAPSHOT_INTERVAL > (start - 1) // SNAPSHOT_INTERVAL:
+                self.store.save_snapshot(chart)

@@ -1,0 +1,312 @@
+"""The event store: the eventsourcing library's recorders, with mar's own mapper and index.
+
+One stream per patient (see docs/decisions/0001-aggregate-boundary.md). Beside the
+library's `stored_events` table, `mar_index` holds, for every stored event, its event
+id (the idempotency key), the digest of its content and its tamper-evidence chain hash;
+both are written in the same transaction as the event. Triggers make both tables
+append-only inside the database.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import orjson
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+from .chart import Chart
+from .errors import StoreError, WriteRefused
+from .events import topic_for, upcast
+
+PATIENT_NAMESPACE = uuid.UUID("6f1c2c53-4a8e-5b7e-9d51-6d61722d7074")
+SNAPSHOT_TOPIC = "mar.chart:Chart"
+SNAPSHOT_INTERVAL = 500
+
+
+def stream_id(patient_id: str) -> uuid.UUID:
+    return uuid.uuid5(PATIENT_NAMESPACE, patient_id)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A stored event as mar reads it: its place in the patient stream and its JSON."""
+
+    originator_id: uuid.UUID
+    originator_version: int
+    data: dict
+    topic: str = ""
+
+
+class MarMapper(Mapper):
+    """JSON (orjson) in and out, through the library's compressor and cipher when set."""
+
+    def to_stored_event(self, domain_event: Record) -> StoredEvent:  # type: ignore[override]
+        state = orjson.dumps(domain_event.data)
+        if self.compressor:
+            state = self.compressor.compress(state)
+        if self.cipher:
+            state = self.cipher.encrypt(state)
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=domain_event.topic or topic_for(domain_event.data["type"]),
+            state=state,
+        )
+
+    def decode(self, state: bytes) -> dict:
+        if self.cipher:
+            state = self.cipher.decrypt(state)
+        if self.compressor:
+            state = self.compressor.decompress(state)
+        return orjson.loads(state)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Record:  # type: ignore[override]
+        data = self.decode(stored_event.state)
+        if stored_event.topic != SNAPSHOT_TOPIC:
+            data = upcast(data)
+        oid = stored_event.originator_id
+        return Record(oid if isinstance(oid, uuid.UUID) else uuid.UUID(str(oid)),
+                      stored_event.originator_version, data, stored_event.topic)
+
+
+def chain_hash(prev: str, originator_id: str, version: int, topic: str, state: bytes,
+               key: bytes | None) -> str:
+    """The link of one stored row: a hash over the previous link and the row as stored."""
+    msg = b"\x1f".join((prev.encode(), originator_id.encode(), str(version).encode(),
+                        topic.encode(), state))
+    if key:
+        return "hmac-sha256:" + hmac.new(key, msg, hashlib.sha256).hexdigest()
+    return "sha256:" + hashlib.sha256(msg).hexdigest()
+
+
+APPEND_ONLY = """
+CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, 'mar: {table} is append-only; record a correction instead'); END;
+CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, 'mar: {table} is append-only; record a correction instead'); END;
+"""
+
+INDEX_TABLE = """
+CREATE TABLE IF NOT EXISTS mar_index (
+    originator_id TEXT NOT NULL,
+    originator_version INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    chain TEXT NOT NULL,
+    PRIMARY KEY (originator_id, originator_version),
+    UNIQUE (originator_id, event_id)
+)
+"""
+
+
+class MarSQLiteRecorder(SQLiteApplicationRecorder):
+    """The library's SQLite recorder plus mar_index rows and append-only triggers."""
+
+    chain_key: bytes | None = None
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements = super().construct_create_table_statements()
+        statements.append(INDEX_TABLE)
+        for table in (self.events_table_name, "mar_index"):
+            statements += [s.strip() + ";" for s in APPEND_ONLY.format(table=table).split(";\n") if s.strip()]
+        return statements
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
+                       *, mar_keys: Sequence[tuple[str, str]] | None = None, **kwargs: Any):
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        if mar_keys is not None:
+            rows = index_rows(stored_events, mar_keys, self.chain_key,
+                              lambda oid, v: _prev_chain_sqlite(c, oid, v))
+            c.executemany("INSERT INTO mar_index VALUES (?,?,?,?,?)", rows)
+        return ids
+
+
+def _prev_chain_sqlite(c: SQLiteCursor, oid: str, version: int) -> str | None:
+    c.execute("SELECT chain FROM mar_index WHERE originator_id=? AND originator_version=?", (oid, version))
+    row = c.fetchone()
+    return row[0] if row else None
+
+
+def index_rows(stored_events, mar_keys, key, prev_lookup) -> list[tuple]:
+    rows = []
+    last: dict[str, tuple[int, str]] = {}
+    for s, (event_id, digest) in zip(stored_events, mar_keys, strict=True):
+        oid = s.originator_id.hex if isinstance(s.originator_id, uuid.UUID) else str(s.originator_id)
+        version = s.originator_version
+        if oid in last and last[oid][0] == version - 1:
+            prev = last[oid][1]
+        elif version == 1:
+            prev = ""
+        else:
+            prev = prev_lookup(oid, version - 1)
+            if prev is None:
+                raise IntegrityError(f"no index row before version {version} of stream {oid}")
+        link = chain_hash(prev, oid, version, s.topic, s.state, key)
+        last[oid] = (version, link)
+        rows.append((oid, version, event_id, digest, link))
+    return rows
+
+
+class MarApplication(Application):
+    name = "MarStore"
+
+
+def _sqlite_path(url: str) -> str:
+    return url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+
+
+class EventStore:
+    """mar's store: append patient events, read a patient's stream, read everything in order."""
+
+    def __init__(self, url: str, *, read_only: bool = False, env: dict | None = None):
+        self.url = url
+        self.read_only = read_only
+        settings = dict(env or {})
+        settings.update(self._persistence_env(url, read_only))
+        try:
+            self.app = MarApplication(env=settings)
+        except PersistenceError as exc:
+            raise StoreError(f"cannot open store {url}: {exc}") from exc
+        self.app.recorder.chain_key = _chain_key()
+        self.mapper: MarMapper = self.app.mapper  # type: ignore[assignment]
+        self.recorder = self.app.recorder
+
+    @staticmethod
+    def _persistence_env(url: str, read_only: bool) -> dict:
+        path = _sqlite_path(url)
+        if path != ":memory:":
+            p = Path(path)
+            if read_only and not p.exists():
+                raise StoreError(f"no store at {path} (read-only mode does not create one)")
+            if not p.exists():
+                p.parent.mkdir(parents=True, exist_ok=True)
+                os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+            dbname = f"file:{p.resolve()}?mode=ro" if read_only else str(p)
+        else:
+            dbname = "file::memory:?cache=shared"
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": dbname,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "APPLICATION_RECORDER_TOPIC": "mar.store:MarSQLiteRecorder",
+            "MAPPER_TOPIC": "mar.store:MarMapper",
+            "IS_SNAPSHOTTING_ENABLED": "y",
+            "CREATE_TABLE": "n" if read_only else "y",
+        }
+        cipher_key = os.environ.get("MAR_CIPHER_KEY")
+        if cipher_key:
+            env["CIPHER_TOPIC"] = "eventsourcing.cipher:AESCipher"
+            env["CIPHER_KEY"] = cipher_key
+        return env
+
+    def close(self) -> None:
+        self.app.close()
+
+    def __enter__(self) -> "EventStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- writing ------------------------------------------------------------------
+
+    def append(self, records: Sequence[Record], keys: Sequence[tuple[str, str]]) -> None:
+        """Store records and their (event id, digest) keys in one transaction."""
+        if self.read_only:
+            raise WriteRefused("the store is open read-only; nothing was written")
+        self.app.save(*records, mar_keys=list(keys))
+
+    def save_snapshot(self, chart: Chart) -> None:
+        record = Record(stream_id(chart.patient_id), chart.version, chart.to_dict(), SNAPSHOT_TOPIC)
+        try:
+            self.app.snapshots.put([record])  # type: ignore[union-attr]
+        except IntegrityError:
+            pass  # another writer stored the same snapshot
+
+    # --- reading ------------------------------------------------------------------
+
+    def load_chart(self, patient_id: str) -> Chart:
+        """The validation chart: latest snapshot plus the events after it."""
+        sid = stream_id(patient_id)
+        chart = Chart(patient_id)
+        snaps = self.app.snapshots.get(sid, desc=True, limit=1)  # type: ignore[union-attr]
+        for snap in snaps:
+            chart = Chart.from_dict(snap.data)
+        for record in self.app.events.get(sid, gt=chart.version or None):
+            chart.apply(record.data, record.originator_version)
+        return chart
+
+    def stream(self, patient_id: str) -> list[Record]:
+        return list(self.app.events.get(stream_id(patient_id)))
+
+    def known_ids(self, patient_id: str, event_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """event id -> (digest, version) for the ids already stored for this patient."""
+        found: dict[str, tuple[str, int]] = {}
+        oid = stream_id(patient_id).hex
+        ids = list(event_ids)
+        with self.recorder.datastore.transaction(commit=False) as c:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                c.execute(
+                    "SELECT event_id, digest, originator_version FROM mar_index "
+                    f"WHERE originator_id=? AND event_id IN ({','.join('?' * len(chunk))})",
+                    [oid, *chunk],
+                )
+                for row in c.fetchall():
+                    found[row[0]] = (row[1], row[2])
+        return found
+
+    def event_type(self, patient_id: str, event_id: str) -> str | None:
+        hit = self.known_ids(patient_id, [event_id])
+        if not hit:
+            return None
+        _, version = hit[event_id]
+        records = self.app.events.get(stream_id(patient_id), gt=version - 1, lte=version)
+        return next(iter(records)).data["type"]
+
+    def max_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def read_all(self, after: int = 0, limit: int = 1000, stop: int | None = None
+                 ) -> list[tuple[int, dict]]:
+        """Events in store order (notification id), each as (position, dict)."""
+        notes = self.recorder.select_notifications(after + 1, limit, stop=stop)
+        decode = self.mapper.decode
+        return [(n.id, upcast(decode(n.state))) for n in notes]
+
+    def iter_all(self, after: int = 0, page: int = 1000) -> Iterator[tuple[int, dict]]:
+        while True:
+            batch = self.read_all(after, page)
+            if not batch:
+                return
+            yield from batch
+            after = batch[-1][0]
+
+
+def _chain_key() -> bytes | None:
+    key = os.environ.get("MAR_HMAC_KEY")
+    return key.encode() if key else None
+
+
+def retrying(attempts: int = 6):
+    """Yield attempt numbers; the caller breaks on success. Sleeps a little between tries."""
+    for attempt in range(attempts):
+        yield attempt
+        time.sleep(min(0.01 * (2 ** attempt), 0.5) * (0.5 + (os.getpid() % 7) / 7))
+
+
+CONFLICTS = (IntegrityError, OperationalError)
