@@ -1,0 +1,1 @@
+"""mar audit commands (registered by cli.main)."""

@@ -1,0 +1,1 @@
+"""mar read commands (registered by cli.main)."""

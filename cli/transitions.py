@@ -1,0 +1,1 @@
+"""mar transitions commands (registered by cli.main)."""
