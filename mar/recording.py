@@ -63,18 +63,48 @@ def parse_line(text: str | bytes | dict, line: int | None) -> tuple[Candidate | 
     return Candidate(line, data, event_id, digest), []
 
 
+DOSING_FORMS = ("scheduled", "as_needed", "infusion", "pca")
+
+
+def _path(loc: tuple) -> str:
+    """A field path as a clinician reads it: medication_list[0].dosing.dose.value."""
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif i > 0 and loc[i - 1] == "dosing" and part in DOSING_FORMS:
+            continue  # pydantic's union tag, not a field the user wrote
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
 def _problem(line: int | None, err: dict) -> Problem:
-    loc = [str(p) for p in err["loc"][1:]]  # drop the union tag
-    path = ".".join(loc).replace(".[", "[") or "(event)"
-    message = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "missing":
+    path = _path(err["loc"][1:]) or "(event)"  # [1:] drops the event-type tag
+    message = err["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    kind = err["type"]
+    if kind == "missing":
         return Problem(line, path, None, "required field is missing")
-    if err["type"] in ("timezone_aware", "datetime_from_date_parsing", "datetime_parsing", "datetime_type"):
+    if kind in ("timezone_aware", "datetime_from_date_parsing", "datetime_parsing", "datetime_type"):
         return Problem(line, path, err.get("input"), "not an ISO 8601 time with a UTC offset "
                        "(for example 2007-10-15T14:00:00-07:00); naive times are refused")
-    if err["type"] == "extra_forbidden":
+    if kind == "extra_forbidden":
         return Problem(line, path, err["input"], "unknown field (not part of this event type)")
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        value = err["input"].get("form") if isinstance(err["input"], dict) else None
+        what = "required field is missing" if value is None else "unknown dosing form"
+        return Problem(line, f"{path}.form", value, f"{what}; use one of {', '.join(DOSING_FORMS)}")
+    if kind == "model_type" and path.rsplit(".", 1)[-1] in _QUANTITIES:
+        return Problem(line, path, err.get("input"), "an amount needs its unit: "
+                       'an object such as {"value": 10, "unit": "mg"}')
+    if kind == "string_too_short" and err.get("ctx", {}).get("min_length") == 1:
+        return Problem(line, path, err.get("input"), "must not be empty")
+    if kind == "string_pattern_mismatch" and path == "patient_id":
+        return Problem(line, path, err.get("input"), "may contain only letters, digits and . _ : -")
     return Problem(line, path, err.get("input"), message)
+
+
+_QUANTITIES = ("dose", "rate", "weight", "max_daily", "demand_dose", "basal_rate", "limit")
 
 
 def _clip(text) -> str:
