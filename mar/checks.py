@@ -84,7 +84,7 @@ class Checker:
             return
         mg = to_mg(dose["value"], dose["unit"])
         if mg > drug.max_single_dose_mg:
-            self.fail(field, f"{dose['value']} {dose['unit']}",
+            self.fail(field, _show(dose),
                       f"implausible: above the catalog maximum single dose of {drug.name} "
                       f"({drug.max_single_dose_mg:g} mg); check the unit (mg vs mcg)")
 
@@ -93,14 +93,14 @@ class Checker:
         if is_weight_based(rate["unit"]):
             weight = chart.weight_kg_at(at)
             if weight is None:
-                self.fail(field, f"{rate['value']} {rate['unit']}",
+                self.fail(field, _show(rate),
                           "a weight-based rate needs a body weight recorded before it")
                 return
         if drug is None or drug.max_rate_mg_per_h is None:
             return
         mg_h = rate_to_mg_per_h(rate["value"], rate["unit"], weight)
         if mg_h > drug.max_rate_mg_per_h:
-            self.fail(field, f"{rate['value']} {rate['unit']}",
+            self.fail(field, _show(rate),
                       f"implausible: {mg_h:g} mg/h is above the catalog maximum rate of "
                       f"{drug.name} ({drug.max_rate_mg_per_h:g} mg/h); check the unit")
 
@@ -152,7 +152,7 @@ def _q(q: dict) -> dict:
 
 
 def _show(q: dict) -> str:
-    return f"{q['value']} {q['unit']}"
+    return f"{q['value']:g} {q['unit']}"  # 10 g, not 10.0 g: as a clinician writes it
 
 
 def check_event(e: dict, chart: Chart, catalog: Catalog, now: datetime, line: int | None,
