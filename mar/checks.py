@@ -278,7 +278,8 @@ def _dose_given(c: Checker, e, chart, at, _):
         c.fail("kind", e["kind"], f"a {e['kind']} dose does not fit a {facts.form} order")
     drug = c.catalog.drug(facts.drug)
     route = c.route("route", e["route"], drug)
-    if route is not None and route != facts.route:
+    ordered = c.catalog.route(facts.route) or facts.route  # the order may use a synonym (oral)
+    if route is not None and route != ordered:
         c.fail("route", e["route"], f"differs from the order's route {facts.route!r}")
     c.dose("dose", e["dose"], drug)
 
