@@ -15,6 +15,7 @@ from datetime import datetime
 from .clinical_time import parse_instant, to_utc
 
 INPATIENT_KINDS = ("admitted", "transferred", "readmitted")
+ENDS_ORDERS = ("discharged", "admitted", "readmitted")
 
 
 def _t(text: str) -> datetime:
@@ -94,6 +95,19 @@ class Chart:
     def died_at(self) -> datetime | None:
         live = [when for when, event_id in self.deaths if event_id not in self.voided]
         return min(live) if live else None
+
+    def ended_by_transition(self, facts: OrderFacts, at: datetime) -> tuple[datetime, str] | None:
+        """The discharge, admission or readmission after an order's start, at or before `at`.
+
+        Those transitions end every active order (docs/event-format.md); a transfer's
+        medication list is not kept here, so transfers are not checked.
+        """
+        for when, kind, event_id in self.transitions:
+            if when > at:
+                break
+            if kind in ENDS_ORDERS and when > facts.started_at and event_id not in self.voided:
+                return when, kind
+        return None
 
     def order(self, order_id: str) -> OrderFacts | None:
         facts = self.orders.get(order_id)

@@ -39,6 +39,8 @@ ORDER_CHANGE_FITS_FORM = {
     "route": ("scheduled", "as_needed", "infusion", "pca"),
 }
 
+TRANSITION_NOUN = {"discharged": "discharge", "admitted": "admission", "readmitted": "readmission"}
+
 TargetLookup = Callable[[str], "str | None"]  # event id -> its type, or None if unknown
 
 
@@ -144,6 +146,10 @@ class Checker:
             self.fail("order_id", e["order_id"], f"order {facts.order_id} ({facts.drug}) was discontinued before this time")
         elif must_be_active and status == "on-hold":
             self.fail("order_id", e["order_id"], f"order {facts.order_id} ({facts.drug}) was on hold at this time")
+        elif must_be_active and (ended := chart.ended_by_transition(facts, at)):
+            self.fail("order_id", e["order_id"], f"order {facts.order_id} ({facts.drug}) ended with the "
+                      f"{TRANSITION_NOUN[ended[1]]} at {ended[0].isoformat()}; "
+                      "this stay needs an order of its own")
         return facts
 
 
