@@ -563,3 +563,39 @@ def test_write_without_a_user_is_refused(store):
         Recorder(store, None)
     with pytest.raises(WriteRefused):
         Recorder(store, "")
+
+
+# --- transitions end orders (docs/event-format.md, "Transitions end orders") ----------------
+
+
+DISCHARGE = {"type": "discharged", "destination": "nursing home", "medication_list": [],
+             "effective_at": at(18, "10:00")}
+
+
+def test_dose_against_an_order_ended_by_discharge(chart):
+    chart.record(DISCHARGE)
+    chart.refuse_one(given("mem-1", MG(5), "scheduled", route="po", when=at(18, "21:00")), "order_id", "mem-1",
+                     "order mem-1 (memantine) ended with the discharge at 2007-10-18T17:00:00+00:00",
+                     "this stay needs an order of its own")
+    chart.record(given("mem-1", MG(5), "scheduled", route="po", when=at(18, "09:00")))  # charted late
+
+
+def test_dose_after_readmission_against_the_previous_stays_order(chart):
+    chart.record(DISCHARGE, {"type": "readmitted", "location": "oncology", "effective_at": at(19, "10:00")})
+    chart.refuse_one(given("mem-1", MG(5), "scheduled", route="po", when=at(19, "21:00")), "order_id", "mem-1",
+                     "ended with the discharge")
+    chart.record(ordered("mem-2", "memantine", "po", {"form": "scheduled", "dose": MG(10), "frequency": "bid"},
+                         when=at(19, "11:00")),
+                 given("mem-2", MG(10), "scheduled", route="po", when=at(19, "21:00")))
+
+
+def test_discharge_corrected_in_error_does_not_end_orders(chart):
+    chart.record(DISCHARGE | {"idempotency_key": "dc-stay-1"})
+    chart.record({"type": "entered_in_error", "target_event_id": "dc-stay-1", "reason": "charted too early",
+                  "effective_at": at(18, "11:00")})
+    chart.record(given("mem-1", MG(5), "scheduled", route="po", when=at(18, "21:00")))
+
+
+def test_transfer_without_a_list_changes_no_order(chart):
+    chart.record({"type": "transferred", "to_location": "ICU", "effective_at": at(16, "06:00")})
+    chart.record(given("hm-inf", MG(2), "bolus"))
