@@ -134,6 +134,21 @@ class MarSQLiteRecorder(SQLiteApplicationRecorder):
             c.executemany("INSERT INTO mar_index VALUES (?,?,?,?,?)", rows)
         return ids
 
+    def select_index(self, originator_id: str, event_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+        """(event id, digest, version) of the given ids already stored in one stream."""
+        found = []
+        ids = list(event_ids)
+        with self.datastore.transaction(commit=False) as c:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                c.execute(
+                    "SELECT event_id, digest, originator_version FROM mar_index "
+                    f"WHERE originator_id=? AND event_id IN ({','.join('?' * len(chunk))})",
+                    [originator_id, *chunk],
+                )
+                found += [(row[0], row[1], row[2]) for row in c.fetchall()]
+        return found
+
 
 def _prev_chain_sqlite(c: SQLiteCursor, oid: str, version: int) -> str | None:
     c.execute("SELECT chain FROM mar_index WHERE originator_id=? AND originator_version=?", (oid, version))
@@ -187,6 +202,12 @@ class EventStore:
 
     @staticmethod
     def _persistence_env(url: str, read_only: bool) -> dict:
+        from .store_postgres import is_postgres_url
+
+        if is_postgres_url(url):
+            from .store_postgres import persistence_env
+
+            return {**persistence_env(url, read_only), **_common_env()}
         path = _sqlite_path(url)
         if path != ":memory:":
             p = Path(path)
@@ -203,15 +224,9 @@ class EventStore:
             "SQLITE_DBNAME": dbname,
             "SQLITE_LOCK_TIMEOUT": "30",
             "APPLICATION_RECORDER_TOPIC": "mar.store:MarSQLiteRecorder",
-            "MAPPER_TOPIC": "mar.store:MarMapper",
-            "IS_SNAPSHOTTING_ENABLED": "y",
             "CREATE_TABLE": "n" if read_only else "y",
         }
-        cipher_key = os.environ.get("MAR_CIPHER_KEY")
-        if cipher_key:
-            env["CIPHER_TOPIC"] = "eventsourcing.cipher:AESCipher"
-            env["CIPHER_KEY"] = cipher_key
-        return env
+        return {**env, **_common_env()}
 
     def close(self) -> None:
         self.app.close()
@@ -255,20 +270,8 @@ class EventStore:
 
     def known_ids(self, patient_id: str, event_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
         """event id -> (digest, version) for the ids already stored for this patient."""
-        found: dict[str, tuple[str, int]] = {}
-        oid = stream_id(patient_id).hex
-        ids = list(event_ids)
-        with self.recorder.datastore.transaction(commit=False) as c:
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                c.execute(
-                    "SELECT event_id, digest, originator_version FROM mar_index "
-                    f"WHERE originator_id=? AND event_id IN ({','.join('?' * len(chunk))})",
-                    [oid, *chunk],
-                )
-                for row in c.fetchall():
-                    found[row[0]] = (row[1], row[2])
-        return found
+        rows = self.recorder.select_index(stream_id(patient_id).hex, event_ids)
+        return {event_id: (digest, version) for event_id, digest, version in rows}
 
     def event_type(self, patient_id: str, event_id: str) -> str | None:
         hit = self.known_ids(patient_id, [event_id])
@@ -295,6 +298,16 @@ class EventStore:
                 return
             yield from batch
             after = batch[-1][0]
+
+
+def _common_env() -> dict:
+    """Settings shared by every backend: our mapper, snapshots, and the cipher when keyed."""
+    env = {"MAPPER_TOPIC": "mar.store:MarMapper", "IS_SNAPSHOTTING_ENABLED": "y"}
+    cipher_key = os.environ.get("MAR_CIPHER_KEY")
+    if cipher_key:
+        env["CIPHER_TOPIC"] = "eventsourcing.cipher:AESCipher"
+        env["CIPHER_KEY"] = cipher_key
+    return env
 
 
 def _chain_key() -> bytes | None:
