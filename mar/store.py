@@ -28,8 +28,9 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
+from . import security
 from .chart import Chart
-from .errors import StoreError, WriteRefused
+from .errors import MarError, StoreError, WriteRefused
 from .events import topic_for, upcast
 
 PATIENT_NAMESPACE = uuid.UUID("6f1c2c53-4a8e-5b7e-9d51-6d61722d7074")
@@ -68,11 +69,14 @@ class MarMapper(Mapper):
         )
 
     def decode(self, state: bytes) -> dict:
-        if self.cipher:
-            state = self.cipher.decrypt(state)
-        if self.compressor:
-            state = self.compressor.decompress(state)
-        return orjson.loads(state)
+        try:
+            if self.cipher:
+                state = self.cipher.decrypt(state)
+            if self.compressor:
+                state = self.compressor.decompress(state)
+            return orjson.loads(state)
+        except ValueError as exc:  # the library's cipher and orjson both raise ValueError
+            raise security.unreadable(self.cipher, exc) from None
 
     def to_domain_event(self, stored_event: StoredEvent) -> Record:  # type: ignore[override]
         data = self.decode(stored_event.state)
@@ -84,12 +88,15 @@ class MarMapper(Mapper):
 
 
 def chain_hash(prev: str, originator_id: str, version: int, topic: str, state: bytes,
-               key: bytes | None) -> str:
-    """The link of one stored row: a hash over the previous link and the row as stored."""
-    msg = b"\x1f".join((prev.encode(), originator_id.encode(), str(version).encode(),
-                        topic.encode(), state))
+               key: bytes | None, event_id: str = "", digest: str = "") -> str:
+    """The link of one stored row: a hash over the previous link, the event row as stored
+    and its index row (event id, digest). Fields are length-prefixed, so none can spill
+    into the next (decision 0003)."""
+    msg = b"".join(len(f).to_bytes(4, "big") + f for f in (
+        prev.encode(), originator_id.encode(), str(version).encode(), topic.encode(),
+        event_id.encode(), digest.encode(), state))
     if key:
-        return "hmac-sha256:" + hmac.new(key, msg, hashlib.sha256).hexdigest()
+        return "hmac-sha256:" + hmac.digest(key, msg, hashlib.sha256).hex()
     return "sha256:" + hashlib.sha256(msg).hexdigest()
 
 
@@ -121,7 +128,8 @@ class MarSQLiteRecorder(SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
         statements.append(INDEX_TABLE)
-        for table in (self.events_table_name, "mar_index"):
+        statements.append(security.META_TABLE)
+        for table in (self.events_table_name, "mar_index", "mar_meta"):
             statements += [s.strip() + ";" for s in APPEND_ONLY.format(table=table).split(";\n") if s.strip()]
         return statements
 
@@ -150,6 +158,27 @@ class MarSQLiteRecorder(SQLiteApplicationRecorder):
         return found
 
 
+    def select_meta(self) -> dict[str, str]:
+        """The store's mode record (mar.security); empty for a store made before it existed."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='mar_meta'")
+            if c.fetchone() is None:
+                return {}
+            c.execute("SELECT name, value FROM mar_meta")
+            return {row[0]: row[1] for row in c.fetchall()}
+
+    def insert_meta_once(self, rows: dict[str, str]) -> None:
+        """Record the mode of a new store: only while it has no mode record and no events."""
+        values = ",".join("(?,?)" for _ in rows)
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"INSERT INTO mar_meta (name, value) SELECT * FROM (VALUES {values}) "
+                f"WHERE NOT EXISTS (SELECT 1 FROM mar_meta) "
+                f"AND NOT EXISTS (SELECT 1 FROM {self.events_table_name})",
+                [x for item in rows.items() for x in item],
+            )
+
+
 def _prev_chain_sqlite(c: SQLiteCursor, oid: str, version: int) -> str | None:
     c.execute("SELECT chain FROM mar_index WHERE originator_id=? AND originator_version=?", (oid, version))
     row = c.fetchone()
@@ -170,7 +199,7 @@ def index_rows(stored_events, mar_keys, key, prev_lookup) -> list[tuple]:
             prev = prev_lookup(oid, version - 1)
             if prev is None:
                 raise IntegrityError(f"no index row before version {version} of stream {oid}")
-        link = chain_hash(prev, oid, version, s.topic, s.state, key)
+        link = chain_hash(prev, oid, version, s.topic, s.state, key, event_id, digest)
         last[oid] = (version, link)
         rows.append((oid, version, event_id, digest, link))
     return rows
@@ -193,12 +222,22 @@ class EventStore:
         settings = dict(env or {})
         settings.update(self._persistence_env(url, read_only))
         try:
-            self.app = MarApplication(env=settings)
+            with security.private_files():
+                self.app = MarApplication(env=settings)
         except PersistenceError as exc:
             raise StoreError(f"cannot open store {url}: {exc}") from exc
+        except ValueError as exc:  # the library's cipher refuses the key (base64, size)
+            raise security.cipher_key_error(exc) from None
         self.app.recorder.chain_key = _chain_key()
         self.mapper: MarMapper = self.app.mapper  # type: ignore[assignment]
         self.recorder = self.app.recorder
+        try:
+            self.mode = security.open_mode(self)
+        except (PersistenceError, MarError) as exc:
+            self.app.close()
+            if isinstance(exc, MarError):
+                raise
+            raise StoreError(f"cannot open store {url}: {exc}") from exc
 
     @staticmethod
     def _persistence_env(url: str, read_only: bool) -> dict:
@@ -243,6 +282,7 @@ class EventStore:
         """Store records and their (event id, digest) keys in one transaction."""
         if self.read_only:
             raise WriteRefused("the store is open read-only; nothing was written")
+        security.check_writable(self.mode, self.recorder.chain_key, self.mapper.cipher)
         self.app.save(*records, mar_keys=list(keys))
 
     def save_snapshot(self, chart: Chart) -> None:
