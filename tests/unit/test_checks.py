@@ -11,6 +11,7 @@ import pytest
 
 from mar.errors import InvalidEvents, WriteRefused
 from mar.recording import Recorder
+from mar.store import EventStore
 
 PID = "ref-001"
 NOW = datetime.fromisoformat("2007-10-20T12:00:00-07:00")
@@ -78,6 +79,13 @@ class Chart:
         for phrase in phrases:
             assert phrase in p.message, p
         return p
+
+
+@pytest.fixture
+def store(tmp_path):
+    """The checks do not depend on the backend: one SQLite file, also when PostgreSQL is tested."""
+    with EventStore(str(tmp_path / "mar.db")) as s:
+        yield s
 
 
 @pytest.fixture
