@@ -7,7 +7,6 @@ needs an alias in `TOPIC_ALIASES`.
 """
 from __future__ import annotations
 
-import math
 from typing import Annotated, Callable, ClassVar, Literal, Union
 
 from pydantic import (
@@ -28,12 +27,6 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
 def _unit_in(allowed: dict, what: str):
     def check(unit: str) -> str:
         if unit not in allowed:
@@ -45,21 +38,33 @@ def _unit_in(allowed: dict, what: str):
     return AfterValidator(check)
 
 
-Finite = Annotated[float, AfterValidator(_finite)]
+# allow_inf_nan=False rather than a validator: constraints such as gt=0 then stay
+# plain numbers, shown as exclusiveMinimum in `mar schema`.
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _unit(allowed: dict, what: str):
+    """A unit checked with a clear message, and listed as an enum in `mar schema`."""
+    return Annotated[str, _unit_in(allowed, what), Field(json_schema_extra={"enum": list(allowed)})]
+
+
+MassUnit = _unit(MASS_TO_MG, "a dose")
+RateUnit = _unit(RATE_TO_MG_PER_H, "a rate")
+WeightUnit = _unit(WEIGHT_TO_KG, "a body weight")
 
 
 class Dose(Frozen):
     """An amount of drug: a mass (mg, mcg, g). Volumes need a concentration and are refused."""
 
     value: Annotated[Finite, Field(gt=0)]
-    unit: Annotated[str, _unit_in(MASS_TO_MG, "a dose")]
+    unit: MassUnit
 
 
 class Rate(Frozen):
     """An infusion rate: mass per time, optionally per kg of body weight."""
 
     value: Annotated[Finite, Field(gt=0)]
-    unit: Annotated[str, _unit_in(RATE_TO_MG_PER_H, "a rate")]
+    unit: RateUnit
 
 
 class RateOrStop(Rate):
@@ -70,7 +75,7 @@ class RateOrStop(Rate):
 
 class Weight(Frozen):
     value: Annotated[Finite, Field(gt=0)]
-    unit: Annotated[str, _unit_in(WEIGHT_TO_KG, "a body weight")]
+    unit: WeightUnit
 
 
 # --- dosing forms -------------------------------------------------------------------
