@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+from urllib.parse import urlsplit
 
 import orjson
 from eventsourcing.application import Application
@@ -225,7 +226,7 @@ class EventStore:
             with security.private_files():
                 self.app = MarApplication(env=settings)
         except PersistenceError as exc:
-            raise StoreError(f"cannot open store {url}: {exc}") from exc
+            raise StoreError(f"cannot open store {redact(url)}: {exc}") from exc
         except ValueError as exc:  # the library's cipher refuses the key (base64, size)
             raise security.cipher_key_error(exc) from None
         self.app.recorder.chain_key = _chain_key()
@@ -237,16 +238,12 @@ class EventStore:
             self.app.close()
             if isinstance(exc, MarError):
                 raise
-            raise StoreError(f"cannot open store {url}: {exc}") from exc
+            raise StoreError(f"cannot open store {redact(url)}: {exc}") from exc
 
     @staticmethod
     def _persistence_env(url: str, read_only: bool) -> dict:
-        from .store_postgres import is_postgres_url
-
-        if is_postgres_url(url):
-            from .store_postgres import persistence_env
-
-            return {**persistence_env(url, read_only), **_common_env()}
+        if url.startswith(POSTGRES_SCHEMES):
+            return {**_postgres_env(url, read_only), **_common_env()}
         path = _sqlite_path(url)
         if path != ":memory:":
             p = Path(path)
@@ -283,7 +280,12 @@ class EventStore:
         if self.read_only:
             raise WriteRefused("the store is open read-only; nothing was written")
         security.check_writable(self.mode, self.recorder.chain_key, self.mapper.cipher)
-        self.app.save(*records, mar_keys=list(keys))
+        try:
+            self.app.save(*records, mar_keys=list(keys))
+        except CONFLICTS:
+            raise
+        except PersistenceError as exc:  # e.g. no INSERT right: not worth a retry
+            raise StoreError(f"cannot write to store {redact(self.url)}: {exc}; nothing was written") from exc
 
     def save_snapshot(self, chart: Chart) -> None:
         record = Record(stream_id(chart.patient_id), chart.version, chart.to_dict(), SNAPSHOT_TOPIC)
@@ -338,6 +340,25 @@ class EventStore:
                 return
             yield from batch
             after = batch[-1][0]
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _postgres_env(url: str, read_only: bool) -> dict:
+    try:
+        from . import store_postgres
+    except ImportError as exc:
+        raise StoreError(f"a PostgreSQL store needs the postgres extra: pip install 'mar[postgres]' ({exc})") from None
+    return store_postgres.persistence_env(url, read_only)
+
+
+def redact(url: str) -> str:
+    """The store URL as shown in messages: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 def _common_env() -> dict:

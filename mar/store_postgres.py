@@ -11,19 +11,19 @@ that lock, so the previous chain link a row builds on is always committed and fi
 """
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
 from .errors import StoreError
-
-SCHEMES = ("postgresql://", "postgres://")
+from .store import MarApplication, index_rows, redact
 
 # Creation of tables, functions and triggers by several first-time openers at once would
 # race in the catalog; one advisory lock per database makes them take turns.
@@ -38,6 +38,13 @@ CREATE TABLE IF NOT EXISTS {schema}.mar_index (
     chain TEXT NOT NULL,
     PRIMARY KEY (originator_id, originator_version),
     UNIQUE (originator_id, event_id)
+)
+"""
+
+META_TABLE = """
+CREATE TABLE IF NOT EXISTS {schema}.mar_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 )
 """
 
@@ -63,21 +70,18 @@ END $$
 """
 
 
-def is_postgres_url(url: str) -> bool:
-    return url.startswith(SCHEMES)
-
-
 def persistence_env(url: str, read_only: bool) -> dict:
     """Library settings for a PostgreSQL URL; fails early and clearly if it cannot connect."""
     params = parse_url(url)
-    _probe(url, params, read_only)
+    complete = _probe(url, params)
+    if read_only and not complete:
+        raise StoreError(f"no store at {redact(url)} (read-only mode does not create one)")
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": params["dbname"],
         "POSTGRES_HOST": params["host"],
         "POSTGRES_PORT": params["port"],
         "POSTGRES_USER": params["user"],
-        # Empty means libpq's own sources: PGPASSWORD or ~/.pgpass.
         "POSTGRES_PASSWORD": params["password"],
         "POSTGRES_SCHEMA": params["schema"],
         # A CLI process needs one connection; a subscription listens on one more.
@@ -85,7 +89,8 @@ def persistence_env(url: str, read_only: bool) -> dict:
         "POSTGRES_MAX_OVERFLOW": "4",
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "APPLICATION_RECORDER_TOPIC": "mar.store_postgres:MarPostgresRecorder",
-        "CREATE_TABLE": "n" if read_only else "y",
+        # An existing store needs no DDL, so a role with only SELECT and INSERT rights works.
+        "CREATE_TABLE": "n" if complete or read_only else "y",
     }
 
 
@@ -93,23 +98,24 @@ def parse_url(url: str) -> dict[str, str]:
     parts = urlsplit(url)
     dbname = unquote(parts.path.lstrip("/"))
     if not dbname or not parts.hostname:
-        raise StoreError(f"cannot open store {_redact(url)}: a PostgreSQL URL needs a host and a "
+        raise StoreError(f"cannot open store {redact(url)}: a PostgreSQL URL needs a host and a "
                          "database name: postgresql://user@host:port/dbname")
     query = parse_qs(parts.query)
     unknown = sorted(set(query) - {"schema"})
     if unknown:
-        raise StoreError(f"cannot open store {_redact(url)}: unknown URL parameter(s) "
+        raise StoreError(f"cannot open store {redact(url)}: unknown URL parameter(s) "
                          f"{', '.join(unknown)} (known: schema)")
     try:
         port = parts.port or 5432
     except ValueError:
-        raise StoreError(f"cannot open store {_redact(url)}: the port is not a number") from None
+        raise StoreError(f"cannot open store {redact(url)}: the port is not a number") from None
     return {
         "host": parts.hostname,
         "port": str(port),
         "dbname": dbname,
         "user": unquote(parts.username or "") or _default_user(),
-        "password": unquote(parts.password or ""),
+        # An explicit empty password would hide PGPASSWORD from libpq (~/.pgpass still works).
+        "password": unquote(parts.password or "") or os.environ.get("PGPASSWORD", ""),
         "schema": query.get("schema", [""])[-1],
     }
 
@@ -120,28 +126,32 @@ def _default_user() -> str:
     return getpass.getuser()
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
+def _probe(url: str, p: dict[str, str]) -> bool:
+    """One direct connection: a clear error now instead of the pool's retries later.
 
-
-def _probe(url: str, p: dict[str, str], read_only: bool) -> None:
-    """One direct connection: a clear error now instead of the pool's retries later."""
+    Returns whether the store's tables and triggers are all there already."""
     import psycopg
 
     try:
         with psycopg.connect(host=p["host"], port=p["port"], dbname=p["dbname"], user=p["user"],
                              password=p["password"] or None, connect_timeout=10) as conn:
-            if read_only:
-                schema = p["schema"] or "public"
-                row = conn.execute("SELECT to_regclass(%s)", (f"{schema}.marstore_events",)).fetchone()
-                if row is None or row[0] is None:
-                    raise StoreError(f"no store at {_redact(url)} (read-only mode does not create one)")
+            return store_complete(conn, p["schema"] or "public", MarApplication.name.lower())
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"cannot open store {_redact(url)}: {reason}") from None
+        raise StoreError(f"cannot open store {redact(url)}: {reason}") from None
+
+
+def store_complete(conn, schema: str, prefix: str) -> bool:
+    """The last things created exist: every append-only trigger and the snapshots table."""
+    triggers = [f"{table}_append_only" for table in (f"{prefix}_events", "mar_index", "mar_meta")]
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "        JOIN pg_namespace s ON s.oid = c.relnamespace "
+        "        WHERE s.nspname = %s AND t.tgname = ANY(%s)) = %s "
+        "   AND to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
+        (schema, triggers, len(triggers), schema, f"{prefix}_snapshots"),
+    ).fetchone()
+    return bool(row and list(row.values() if isinstance(row, dict) else row)[0])
 
 
 class MarPostgresRecorder(PostgresApplicationRecorder):
@@ -154,8 +164,10 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
         schema = Identifier(self.datastore.schema)
         self.index_table = SQL("{}.mar_index").format(schema)
         self.sql_create_statements.append(SQL(INDEX_TABLE).format(schema=schema))
+        self.meta_table = SQL("{}.mar_meta").format(schema)
+        self.sql_create_statements.append(SQL(META_TABLE).format(schema=schema))
         self.sql_create_statements.append(SQL(APPEND_ONLY_FUNCTION).format(schema=schema))
-        for table in (self.events_table_name, "mar_index"):
+        for table in self.append_only_tables:
             self.sql_create_statements.append(SQL(APPEND_ONLY_TRIGGERS).format(
                 schema=schema, table=Identifier(table),
                 name=Literal(f"{table}_append_only"),
@@ -164,21 +176,29 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
                 truncate_trigger=Identifier(f"{table}_no_truncate"),
             ))
 
-    def _create_table(self, curs: Cursor[DictRow]) -> None:
-        curs.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        if not self._exists(curs):
-            super()._create_table(curs)
+    @property
+    def append_only_tables(self) -> tuple[str, ...]:
+        return (self.events_table_name, "mar_index", "mar_meta")
 
-    def _exists(self, curs: Cursor[DictRow]) -> bool:
-        """Everything made already: skip the DDL, which would queue behind writers' locks."""
-        curs.execute(
-            "SELECT count(*) AS n FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-            "JOIN pg_namespace s ON s.oid = c.relnamespace "
-            "WHERE s.nspname = %s AND t.tgname = ANY(%s)",
-            (self.datastore.schema, [f"{self.events_table_name}_append_only", "mar_index_append_only"]),
-        )
-        row = curs.fetchone()
-        return bool(row and row["n"] == 2)
+    def create_table(self) -> None:
+        # First-time creators take turns (catalog races otherwise); the snapshots table is
+        # made here too, so that the library's own CREATE ... IF NOT EXISTS finds it.
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+            try:
+                if store_complete(conn, self.datastore.schema, self._prefix):
+                    self.datastore.register_type_adapters()
+                    return
+                conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.datastore.schema)))
+                super().create_table()
+                snapshots = PostgresAggregateRecorder(self.datastore, events_table_name=f"{self._prefix}_snapshots")
+                snapshots.create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+
+    @property
+    def _prefix(self) -> str:
+        return self.events_table_name.removesuffix("_events")
 
     def _fetch_ids_after_insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
                                        *, mar_keys: Sequence[tuple[str, str]] | None = None,
@@ -186,8 +206,6 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
         # Called after the events insert succeeded, still holding the table lock.
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if mar_keys is not None:
-            from .store import index_rows
-
             prev = self._previous_links(curs, stored_events)
             rows = index_rows(stored_events, mar_keys, self.chain_key, lambda oid, v: prev.get((oid, v)))
             if rows:
@@ -225,6 +243,30 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
                 (originator_id, list(event_ids)),
             )
             return [(r["event_id"], r["digest"], r["originator_version"]) for r in curs.fetchall()]
+
+
+    def select_meta(self) -> dict[str, str]:
+        """The store's mode record (mar.security); empty when there is none."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute("SELECT to_regclass(%s) AS t", (f'"{self.datastore.schema}".mar_meta',))
+            row = curs.fetchone()
+            if row is None or row["t"] is None:
+                return {}
+            curs.execute(SQL("SELECT name, value FROM {}").format(self.meta_table))
+            return {r["name"]: r["value"] for r in curs.fetchall()}
+
+    def insert_meta_once(self, rows: dict[str, str]) -> None:
+        """Record the mode of a new store: only while it has no mode record and no events."""
+        events = SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+        with self.datastore.transaction(commit=True) as curs:
+            # First openers take turns, so that one whole mode record wins.
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            curs.execute(
+                SQL("INSERT INTO {meta} (name, value) SELECT * FROM unnest(%s::text[], %s::text[]) "
+                    "WHERE NOT EXISTS (SELECT 1 FROM {meta}) AND NOT EXISTS (SELECT 1 FROM {events})"
+                    ).format(meta=self.meta_table, events=events),
+                (list(rows), list(rows.values())),
+            )
 
 
 def _hex(oid) -> str:
