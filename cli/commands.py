@@ -56,25 +56,32 @@ def record(settings, payload):
 
 @cli.command()
 @click.argument("patient")
+@click.option("--known-at", metavar="TIME",
+              help="Only what the record showed at this recorded time (ISO 8601; without a UTC "
+                   "offset, in the patient's time zone): events charted later, corrections included, "
+                   "are left out.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of the stored events.")
 @click.pass_obj
-def history(settings, patient, as_json):
+def history(settings, patient, known_at, as_json):
     """The PATIENT's events in the order they were stored, with clinical time,
-    recorded time and who recorded them. Late entries and corrections are marked."""
-    from mar.history import describe, patient_history
+    recorded time and who recorded them. Late entries (charted more than an hour
+    after they happened) and corrections are marked, with who made them."""
+    from mar.history import patient_history
 
     with settings.store() as store:
-        events = patient_history(store, patient)
+        events = patient_history(store, patient, known_at=known_at)
     if as_json:
         dump_json(events)
         return
     for e in events:
-        marks = ("  LATE" if e["late"] else "") + (
-            f"  ENTERED IN ERROR by {e['entered_in_error_by']['recorded_by']}" if "entered_in_error_by" in e else "")
-        click.echo(
-            f"{e['version']:>5}  {e['effective_at']}  rec {e['recorded_at']} by {e['recorded_by']}  "
-            f"{e['type']}  {describe(e)}{marks}"
-        )
+        click.echo(history_line(e))
+
+
+def history_line(e: dict) -> str:
+    from mar.history import describe, marks
+
+    return (f"{e['version']:>5}  {e['effective_at']}  rec {e['recorded_at']} by {e['recorded_by']}  "
+            f"{e['type']}  {describe(e)}{marks(e)}")
 
 
 @cli.command()

@@ -1,35 +1,95 @@
-"""The patient's events in store order, as an auditor reads them."""
+"""The patient's events in store order, as an auditor reads them, and what changed between
+two recorded moments (`--known-at`)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from .clinical_time import parse_instant
-from .errors import UnknownPatient
+from .clinical_time import parse_instant, zone
+from .errors import MarError, UnknownPatient
 from .store import EventStore
 
 # Charted this long after it happened, an entry is marked late.
 LATE_AFTER = timedelta(hours=1)
 
 
-def patient_history(store: EventStore, patient_id: str) -> list[dict]:
+class BadTime(MarError):
+    """A --known-at time that cannot be read, or two in the wrong order."""
+
+
+def patient_history(store: EventStore, patient_id: str, known_at: str | datetime | None = None) -> list[dict]:
+    """The stream in store order. With `known_at`, only what the record showed then: events
+    recorded (charted) later, corrections included, are left out."""
+    items = _stream(store, patient_id)
+    return annotate(items, None if known_at is None else patient_time(known_at, items))
+
+
+def _stream(store: EventStore, patient_id: str) -> list[dict]:
     records = store.stream(patient_id)
     if not records:
         raise UnknownPatient(patient_id)
-    voided_by = {r.data["target_event_id"]: r.data for r in records if r.data["type"] == "entered_in_error"}
-    out = []
-    for r in records:
-        item = {"version": r.originator_version, **r.data}
-        lag = parse_instant(r.data["recorded_at"]) - parse_instant(r.data["effective_at"])
+    return [{"version": r.originator_version, **r.data} for r in records]
+
+
+def annotate(items: list[dict], known_at: datetime | None = None) -> list[dict]:
+    """Mark late entries and corrections (with who made them) among what was known at `known_at`."""
+    if known_at is not None:
+        items = [i for i in items if parse_instant(i["recorded_at"]) <= known_at]
+    items = [dict(i) for i in items]
+    voided_by = {i["target_event_id"]: i for i in items if i["type"] == "entered_in_error"}
+    for item in items:
+        lag = parse_instant(item["recorded_at"]) - parse_instant(item["effective_at"])
         item["late"] = lag > LATE_AFTER
-        correction = voided_by.get(r.data["event_id"])
+        correction = voided_by.get(item["event_id"])
         if correction:
             item["entered_in_error_by"] = {
                 "event_id": correction["event_id"],
+                "version": correction["version"],
                 "recorded_by": correction["recorded_by"],
                 "recorded_at": correction["recorded_at"],
                 "reason": correction["reason"],
             }
-        out.append(item)
+    return items
+
+
+def patient_time(value: str | datetime, items: list[dict]) -> datetime:
+    """A time given by a user: ISO 8601 with a UTC offset, or without one in the patient's
+    own time zone (from the registration), as the read commands take it."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise BadTime(f"{value!r} is not an ISO 8601 time (for example 2007-10-15T14:00:00-07:00)") from None
+    if value.tzinfo is None:
+        tz = next((i["timezone"] for i in items if i["type"] == "patient_registered"), None)
+        if tz is None:
+            raise BadTime(f"{value.isoformat()} has no UTC offset and the patient has no registered time zone")
+        value = value.replace(tzinfo=zone(tz))
+    return value
+
+
+def record_diff(store: EventStore, patient_id: str, since: str | datetime, until: str | datetime) -> dict:
+    """What changed in the record between two recorded moments (`since` before `until`):
+    the events recorded after `since` and by `until` — late charting and corrections
+    included — and the earlier events that a correction in between entered in error."""
+    everything = _stream(store, patient_id)
+    since, until = patient_time(since, everything), patient_time(until, everything)
+    if since >= until:
+        raise BadTime(f"give the earlier --known-at first: {since.isoformat()} is not before {until.isoformat()}")
+    items = annotate(everything, until)
+    added = sorted((i for i in items if parse_instant(i["recorded_at"]) > since),
+                   key=lambda i: (parse_instant(i["recorded_at"]), i["version"]))
+    voided = [i for i in items if "entered_in_error_by" in i
+              and parse_instant(i["entered_in_error_by"]["recorded_at"]) > since]
+    return {"patient_id": patient_id, "since": since.isoformat(), "until": until.isoformat(),
+            "added": added, "entered_in_error": voided}
+
+
+def marks(e: dict) -> str:
+    """The marks on one history line: late charting (the line names who charted it) and
+    corrections, with who entered them."""
+    out = "  LATE" if e["late"] else ""
+    if "entered_in_error_by" in e:
+        out += f"  ENTERED IN ERROR by {e['entered_in_error_by']['recorded_by']}"
     return out
 
 

@@ -37,6 +37,10 @@ class Candidate:
     digest: str
 
 
+# Fields the store adds (and `mar export` writes) beside the source's event; see mar.export.
+STORE_FIELDS = frozenset({"event_id", "stored_at", "stored_by", "v", "version", "digest", "chain"})
+
+
 def digest_of(data: dict) -> str:
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -49,6 +53,10 @@ def parse_line(text: str | bytes | dict, line: int | None) -> tuple[Candidate | 
         return None, [Problem(line, "(line)", _clip(text), f"not valid JSON: {exc}")]
     if not isinstance(raw, dict):
         return None, [Problem(line, "(line)", _clip(text), "an event must be a JSON object")]
+    if not STORE_FIELDS.isdisjoint(raw):
+        from .export import parse_exported  # a line of `mar export`: keeps its event id
+
+        return parse_exported(raw, line)
     kind = raw.get("type")
     if kind not in BY_TYPE:
         return None, [Problem(line, "type", kind, f"unknown event type; known: {', '.join(BY_TYPE)}")]
