@@ -20,9 +20,10 @@ def import_file(store: EventStore, user: str | None, path: str, fmt: str = "json
                 progress=None) -> Summary:
     recorder = Recorder(store, user)
     if fmt == "fhir":
-        from .fhir_in import events_from_bundle
+        from .fhir_in import record_bundle
 
-        return recorder.record(events_from_bundle(path), source=path)
+        # the store lets a dose name an order imported earlier; problems name FHIR paths
+        return record_bundle(recorder, path)
     if progress is not None:
         with progress as bar:
             lines = list(read_jsonl(path, bar))
