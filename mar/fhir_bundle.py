@@ -52,10 +52,16 @@ class FhirProblems:
 
     def raise_if_any(self) -> None:
         if self.items:
+            self.items.sort(key=_entry_index)  # stable: reading order within one resource
             raise InvalidEvents(self.items, self.source)
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+
+def _entry_index(problem: Problem) -> int:
+    m = re.match(r"Bundle\.entry\[(\d+)\]", problem.field)
+    return int(m.group(1)) if m else -1
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,8 @@ class DosageFacts:
     max_daily: dict | None = None
     start: str | None = None                 # timing.repeat.boundsPeriod
     end: str | None = None
-    notes: list[str] = field(default_factory=list)
+    sig: str | None = None                   # Dosage.text: a rendering of the structured dosage
+    notes: list[str] = field(default_factory=list)  # instructions beyond it (with food, ...)
 
 
 class Reader:
@@ -270,6 +271,7 @@ class Reader:
         if d.get("timing"):
             facts.timing_given = True
             self._timing(d["timing"], path / "timing", facts)
+        facts.sig = d.get("text")
         facts.notes += _noted(d)
         return facts
 
@@ -456,11 +458,8 @@ def _show_repeat(rep: dict) -> str:
 
 
 def _noted(d: dict) -> list[str]:
-    """Dosage text mar keeps as a note: the sig and the instructions around it."""
-    out = []
-    if d.get("text"):
-        out.append(d["text"])
-    out += [concept_text(c) for c in d.get("additionalInstruction") or () if concept_text(c)]
+    """Dosage instructions mar keeps as a note (beyond the dose, route and timing it reads)."""
+    out = [concept_text(c) for c in d.get("additionalInstruction") or () if concept_text(c)]
     if d.get("patientInstruction"):
         out.append(f"patient instruction: {d['patientInstruction']}")
     for key in ("method", "site"):

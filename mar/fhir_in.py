@@ -281,7 +281,7 @@ class _Importer:
             event["recorded_at"] = authored
         authored_note = f"authored {authored}" if authored and not _is_instant(authored) else None
         event["note"] = self.notes([n.get("text") for n in r.get("note") or ()],
-                                   facts.notes if facts else [], authored_note)
+                                   [facts.sig] + facts.notes if facts else [], authored_note)
         if drug and route and dosing:
             self.orders[(patient or "", entry.id)] = KnownOrder(drug.name, route, dosing["form"])
         return [_clean(event)] + self._request_status(entry, patient, status, end)
@@ -458,7 +458,8 @@ class _Importer:
                      indication=self.reasons(r), source=self._source(r))
         if _is_instant(r.get("dateAsserted")):
             event["recorded_at"] = r["dateAsserted"]
-        event["note"] = self.notes([n.get("text") for n in r.get("note") or ()], facts.notes if facts else [])
+        event["note"] = self.notes([n.get("text") for n in r.get("note") or ()],
+                                   [facts.sig] + facts.notes if facts else [])
         return [_clean(event)]
 
     def _taking(self, entry: Entry) -> None:
