@@ -233,13 +233,14 @@ def _errors(cls, data: dict, base: Path, version: str) -> list[Problem]:
     try:
         cls.model_validate(data)
     except ValidationError as exc:
-        return [_problem(base, err, version) for err in exc.errors()]
+        return [validation_problem(base, err, version) for err in exc.errors()]
     except (ValueError, KeyError, TypeError) as exc:  # fhir.resources raises these for odd input
         return [Problem(None, str(base), None, f"not valid FHIR {version}: {exc}")]
     return []
 
 
-def _problem(base: Path, err: dict, version: str) -> Problem:
+def validation_problem(base: Path, err: dict, version: str) -> Problem:
+    """A pydantic error of fhir.resources as a Problem with its FHIR path."""
     path = base
     for part in err["loc"]:
         if isinstance(part, int):

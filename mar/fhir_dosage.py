@@ -72,7 +72,7 @@ PER_DAY_CODES = {1: "daily", 2: "bid", 3: "tid", 4: "qid"}
 DOSAGE_READ = frozenset({"sequence", "timing", "asNeeded", "asNeededBoolean", "asNeededCodeableConcept",
                          "asNeededFor", "route", "doseAndRate", "maxDosePerPeriod"})
 DOSAGE_NOTED = frozenset({"text", "additionalInstruction", "patientInstruction", "method", "site"})
-REPEAT_READ = frozenset({"frequency", "frequencyMax", "period", "periodMax", "periodUnit", "timeOfDay",
+REPEAT_READ = frozenset({"count", "frequency", "frequencyMax", "period", "periodMax", "periodUnit", "timeOfDay",
                          "when", "boundsPeriod", "duration", "durationUnit"})
 
 
@@ -360,13 +360,19 @@ class Reader:
                 facts.end = instant(bp["end"], path / "boundsPeriod" / "end", self.problems, "end")
         if rep.get("duration") is not None:
             facts.notes.append(f"each administration over {rep['duration']} {rep.get('durationUnit', '')}".strip())
-        if not any(k in rep for k in ("frequency", "frequencyMax", "period", "periodMax", "timeOfDay", "when")):
+        if not any(k in rep for k in ("count", "frequency", "frequencyMax", "period", "periodMax", "timeOfDay", "when")):
             return None  # bounds only: no frequency given
         return self._frequency(rep, path, facts)
 
     def _frequency(self, rep: dict, path: Path, facts: DosageFacts) -> str | None:
         """Exact catalog equivalents only: n per 1 d (n = 1..4, or n times of day), 1 per N h,
         and for as-needed doses the shortest interval of a range (every 4-6 h -> q4h)."""
+        if "count" in rep:
+            if rep["count"] == 1 and not {"frequency", "period", "timeOfDay", "when"} & set(rep):
+                return "once"
+            self.problems.add(path / "count", rep["count"], "a number of doses is not a mar frequency "
+                              "(only a single dose, count 1, is: once)")
+            return None
         freq, period, unit = rep.get("frequency", 1), rep.get("period"), rep.get("periodUnit")
         when = rep.get("when") or []
         times = rep.get("timeOfDay") or []

@@ -1,0 +1,335 @@
+"""The handoff packet as a FHIR Bundle (R5, or R4B), validated with fhir.resources.
+
+Input is plain data (the transitions code builds it from the projections):
+
+    packet = HandoffPacket(
+        patient_id="ref-001", at=datetime(...),            # aware datetime
+        lines=[PacketLine(medication={...ListedMedication JSON...}, flag="unchanged",
+                          reason=None, started_at=None, last_given_at=None), ...],
+        alerts=[PacketAlert(alert_id="...", severity="high", title="omission",
+                            detail="memantine ...", drugs=("memantine",),
+                            evidence=("on the list at POD 47", ...)), ...])
+    bundle = handoff_bundle(packet, version="R5")   # a JSON-ready dict
+
+`flag` is the FHIR list-item-flag of the line: unchanged, changed, prescribed (the lines the
+patient goes on with), cancelled or ceased (stopped; sent so the receiver sees the stop).
+`flag_for(status)` maps reconciliation statuses (continued, changed, new, stopped); an
+omission has no flag: it is an open alert. `reason` (why it changed or stopped) is the
+flag's text, and for stopped lines also the statement's status reason (R4B statusReason,
+R5 adherence.reason).
+
+The Bundle (type collection, tagged with its FHIR version) holds:
+- a List (status current, mode snapshot) whose entries reference the statements, flagged;
+- a MedicationStatement per line: RxNorm ingredient coding of the catalog drug (or
+  `urn:mar:drug` for a site drug without one), Dosage (dose or rate, route as SNOMED CT,
+  timing, as needed, daily maximum), reason = indication, note, derivedFrom = the inpatient
+  order (identifier in `urn:mar:order`), effectivePeriod.start = started_at; current lines are
+  active (R4B) / recorded and taking (R5), stopped lines stopped;
+- a DetectedIssue per open alert: severity, code (title), detail, evidence, implicated =
+  the statements of the named drugs (a drug not on the list, such as an omission, is named
+  by display).
+
+`mar.fhir_lists.medication_list_from_bundle(bundle)` gives back exactly the `medication` of
+the unchanged, changed and prescribed lines. PCA lines are refused: FHIR Dosage has no
+demand dose and lockout.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from .catalog import Catalog, default_catalog
+from .errors import InvalidEvents, MarError, Problem
+from .events import ListedMedication
+from .fhir_bundle import (
+    FHIR_ID,
+    FHIR_VERSION_SYSTEM,
+    MAR_ALERT_SYSTEM,
+    MAR_DRUG_SYSTEM,
+    MAR_ORDER_SYSTEM,
+    MAR_PATIENT_SYSTEM,
+    RXNORM,
+    SNOMED,
+    UCUM,
+    Path,
+    model_class,
+    validation_problem,
+)
+from .fhir_dosage import GTS_CODES, PER_DAY_CODES, ROUTE_DISPLAY, ROUTE_SNOMED, UCUM_MASS, UCUM_RATE
+
+LIST_ITEM_FLAG = "http://terminology.hl7.org/CodeSystem/list-item-flag"
+ADHERENCE = "http://hl7.org/fhir/CodeSystem/medication-statement-adherence"
+FLAGS = {"unchanged": ("01", "Unchanged"), "changed": ("02", "Changed"), "cancelled": ("03", "Cancelled"),
+         "prescribed": ("04", "Prescribed"), "ceased": ("05", "Ceased")}
+CURRENT_FLAGS = ("unchanged", "changed", "prescribed")
+SEVERITIES = ("high", "moderate", "low")
+VERSION_CODES = {"R5": "5.0.0", "R4B": "4.3.0"}
+
+_STATUS_FLAGS = {"continued": "unchanged", "changed": "changed", "new": "prescribed", "stopped": "ceased"}
+_PER_DAY = {v: k for k, v in PER_DAY_CODES.items()}
+_ = GTS_CODES  # the reader also accepts these timing codes
+
+
+def flag_for(status: str) -> str:
+    """The list-item flag of a reconciliation status (continued, changed, new, stopped)."""
+    if status not in _STATUS_FLAGS:
+        raise MarError(f"no list flag for reconciliation status {status!r}: an omission is an open "
+                       "alert (DetectedIssue), not a list entry")
+    return _STATUS_FLAGS[status]
+
+
+@dataclass(frozen=True)
+class PacketLine:
+    medication: dict                  # ListedMedication as JSON
+    flag: str                         # unchanged | changed | prescribed | cancelled | ceased
+    reason: str | None = None         # why it changed or stopped
+    started_at: datetime | None = None
+    last_given_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PacketAlert:
+    alert_id: str
+    severity: str                     # high | moderate | low
+    title: str
+    detail: str
+    drugs: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    identified_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HandoffPacket:
+    patient_id: str
+    at: datetime
+    lines: tuple[PacketLine, ...] | list = ()
+    alerts: tuple[PacketAlert, ...] | list = ()
+    title: str = "Medication list at transition of care"
+
+
+def handoff_bundle(packet: HandoffPacket, version: str = "R5", catalog: Catalog | None = None) -> dict:
+    """The packet as a FHIR Bundle (JSON-ready dict), validated before it is returned."""
+    if version not in VERSION_CODES:
+        raise MarError(f"unsupported FHIR version {version!r}; use R5 or R4B")
+    if packet.at.tzinfo is None:
+        raise MarError("the packet time needs a UTC offset")
+    return _Writer(packet, version, catalog or default_catalog()).bundle()
+
+
+class _Writer:
+    def __init__(self, packet: HandoffPacket, version: str, catalog: Catalog):
+        self.p = packet
+        self.r5 = version == "R5"
+        self.version = version
+        self.catalog = catalog
+        self.at = packet.at.isoformat()
+        self.subject = _patient_ref(packet.patient_id)
+
+    def url(self, kind: str, n: int = 0) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mar:{self.p.patient_id}:{self.at}:{kind}:{n}"))
+
+    def bundle(self) -> dict:
+        lines = [self._checked(i, line) for i, line in enumerate(self.p.lines)]
+        ids = [self.url("statement", i) for i in range(len(lines))]
+        statements = [self.statement(line, sid) for line, sid in zip(lines, ids)]
+        alerts = [self.issue(a, i, lines, ids) for i, a in enumerate(self.p.alerts)]
+        resources = [self.list(lines, ids)] + statements + alerts
+        data = {
+            "resourceType": "Bundle",
+            "id": self.url("bundle"),
+            "meta": {"tag": [{"system": FHIR_VERSION_SYSTEM, "code": VERSION_CODES[self.version]}]},
+            "identifier": {"system": "urn:mar:handoff", "value": f"{self.p.patient_id}@{self.at}"},
+            "type": "collection",
+            "timestamp": self.at,
+            "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources],
+        }
+        _validate(data, self.version)
+        return data
+
+    def _checked(self, i: int, line: PacketLine) -> PacketLine:
+        where = f"lines[{i}]"
+        if line.flag not in FLAGS:
+            raise MarError(f"{where}.flag={line.flag!r}: use one of {', '.join(FLAGS)}")
+        try:
+            med = ListedMedication.model_validate(line.medication).model_dump(mode="json", exclude_none=True)
+        except ValidationError as exc:
+            raise MarError(f"{where}.medication is not a mar list line: {exc}") from None
+        if med["dosing"]["form"] == "pca":
+            raise MarError(f"{where}: {med['drug']} is a PCA; FHIR Dosage has no demand dose and "
+                           "lockout, so a PCA line cannot be sent as FHIR")
+        if self.catalog.drug(med["drug"]) is None:
+            raise MarError(f"{where}.medication.drug={med['drug']!r}: not in the drug catalog")
+        return PacketLine(med, line.flag, line.reason, line.started_at, line.last_given_at)
+
+    # --- resources --------------------------------------------------------------------
+
+    def list(self, lines: list[PacketLine], ids: list[str]) -> dict:
+        entries = []
+        for line, sid in zip(lines, ids):
+            code, display = FLAGS[line.flag]
+            flag = {"coding": [{"system": LIST_ITEM_FLAG, "code": code, "display": display}]}
+            if line.reason:
+                flag["text"] = f"{display}: {line.reason}"
+            entries.append({"flag": flag, "item": {"reference": f"urn:uuid:{sid}",
+                                                   "display": line.medication["drug"]}})
+        out = {"resourceType": "List", "id": self.url("list"), "status": "current", "mode": "snapshot",
+               "title": self.p.title, "subject": [self.subject] if self.r5 else self.subject,
+               "date": self.at, "entry": entries}
+        if not entries:
+            out["emptyReason"] = {"text": "no medications"}
+        return out
+
+    def statement(self, line: PacketLine, sid: str) -> dict:
+        med = line.medication
+        current = line.flag in CURRENT_FLAGS
+        out: dict = {"resourceType": "MedicationStatement", "id": sid}
+        if self.r5:
+            out["status"] = "recorded"
+            out["medication"] = {"concept": self.concept(med["drug"])}
+        else:
+            out["status"] = "active" if current else "stopped"
+            if not current and line.reason:
+                out["statusReason"] = [{"text": line.reason}]
+            out["medicationCodeableConcept"] = self.concept(med["drug"])
+        out["subject"] = self.subject
+        period = {}
+        if line.started_at:
+            period["start"] = line.started_at.isoformat()
+        if not current:
+            period["end"] = self.at
+        if period:
+            out["effectivePeriod"] = period
+        out["dateAsserted"] = self.at
+        if med.get("order_id"):
+            out["derivedFrom"] = [{"type": "MedicationRequest",
+                                   "identifier": {"system": MAR_ORDER_SYSTEM, "value": med["order_id"]}}]
+        if med.get("indication"):
+            out["reason" if self.r5 else "reasonCode"] = (
+                [{"concept": {"text": med["indication"]}}] if self.r5 else [{"text": med["indication"]}])
+        if med.get("note"):
+            out["note"] = [{"text": med["note"]}]
+        out["dosage"] = [self.dosage(med, line)]
+        if self.r5:
+            adherence = {"code": {"coding": [{"system": ADHERENCE, "code": "taking" if current else "stopped"}]}}
+            if not current and line.reason:
+                adherence["reason"] = {"text": line.reason}
+            out["adherence"] = adherence
+        return out
+
+    def concept(self, name: str) -> dict:
+        drug = self.catalog.drug(name)
+        if drug and drug.rxnorm:
+            coding = {"system": RXNORM, "code": drug.rxnorm, "display": drug.name}
+        else:
+            coding = {"system": MAR_DRUG_SYSTEM, "code": name, "display": name}
+        return {"coding": [coding], "text": name}
+
+    def dosage(self, med: dict, line: PacketLine) -> dict:
+        dosing, route = med["dosing"], med["route"]
+        out: dict = {"text": self.sig(med, line)}
+        if dosing.get("frequency"):
+            out["timing"] = self.timing(dosing["frequency"])
+        if dosing["form"] == "as_needed":
+            if self.r5:
+                out["asNeeded"] = True
+                if dosing.get("prn_reason"):
+                    out["asNeededFor"] = [{"text": dosing["prn_reason"]}]
+            elif dosing.get("prn_reason"):
+                out["asNeededCodeableConcept"] = {"text": dosing["prn_reason"]}
+            else:
+                out["asNeededBoolean"] = True
+        out["route"] = _route(route, self.catalog)
+        if dosing["form"] == "infusion":
+            rate = dosing["rate"]
+            out["doseAndRate"] = [{"rateQuantity": {"value": rate["value"], "unit": rate["unit"],
+                                                    "system": UCUM, "code": UCUM_RATE[rate["unit"]]}}]
+        else:
+            out["doseAndRate"] = [{"doseQuantity": _mass(dosing["dose"])}]
+        if dosing.get("max_daily"):
+            ratio = {"numerator": _mass(dosing["max_daily"]),
+                     "denominator": {"value": 1, "unit": "d", "system": UCUM, "code": "d"}}
+            out["maxDosePerPeriod"] = [ratio] if self.r5 else ratio
+        return out
+
+    def timing(self, code: str) -> dict:
+        """The exact Timing of a catalog frequency; others by name, which mar reads back."""
+        if code in _PER_DAY:
+            return {"repeat": {"frequency": _PER_DAY[code], "period": 1, "periodUnit": "d"}}
+        if code == "qhs":
+            return {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d", "when": ["HS"]}}
+        if code == "once":
+            return {"repeat": {"count": 1}}
+        if code.startswith("q") and code.endswith("h") and code[1:-1].isdigit():
+            return {"repeat": {"frequency": 1, "period": int(code[1:-1]), "periodUnit": "h"}}
+        return {"code": {"text": code}}
+
+    def sig(self, med: dict, line: PacketLine) -> str:
+        dosing = med["dosing"]
+        if dosing["form"] == "infusion":
+            text = f"{_show(dosing['rate'])} {med['route']} continuous"
+        else:
+            freq = self.catalog.frequency(dosing["frequency"])
+            text = f"{_show(dosing['dose'])} {med['route']} {freq.name if freq else dosing['frequency']}"
+        if dosing["form"] == "as_needed":
+            text += " as needed" + (f" for {dosing['prn_reason']}" if dosing.get("prn_reason") else "")
+            if dosing.get("max_daily"):
+                text += f", max {_show(dosing['max_daily'])} per day"
+        if line.last_given_at:
+            text += f"; last given {line.last_given_at.isoformat()}"
+        return text
+
+    def issue(self, alert: PacketAlert, n: int, lines: list[PacketLine], ids: list[str]) -> dict:
+        if alert.severity not in SEVERITIES:
+            raise MarError(f"alerts[{n}].severity={alert.severity!r}: use one of {', '.join(SEVERITIES)}")
+        implicated = []
+        for drug in alert.drugs:
+            hits = [sid for line, sid in zip(lines, ids) if line.medication["drug"] == drug]
+            implicated += [{"reference": f"urn:uuid:{sid}", "display": drug} for sid in hits] or [{"display": drug}]
+        out = {"resourceType": "DetectedIssue", "id": self.url("alert", n),
+               "identifier": [{"system": MAR_ALERT_SYSTEM, "value": alert.alert_id}],
+               "status": "final", "severity": alert.severity, "code": {"text": alert.title},
+               ("subject" if self.r5 else "patient"): self.subject,
+               "identifiedDateTime": (alert.identified_at.isoformat() if alert.identified_at else self.at),
+               "detail": alert.detail}
+        if implicated:
+            out["implicated"] = implicated
+        if alert.evidence:
+            out["evidence"] = [{"code": [{"text": e}]} for e in alert.evidence]
+        return out
+
+
+def _patient_ref(patient_id: str) -> dict:
+    if FHIR_ID.match(patient_id):
+        return {"reference": f"Patient/{patient_id}"}
+    return {"type": "Patient", "identifier": {"system": MAR_PATIENT_SYSTEM, "value": patient_id}}
+
+
+def _route(code: str, catalog: Catalog) -> dict:
+    name = catalog.routes.get(code, code)
+    if code in ROUTE_SNOMED:
+        return {"coding": [{"system": SNOMED, "code": ROUTE_SNOMED[code], "display": ROUTE_DISPLAY[code]}],
+                "text": name}
+    return {"text": code}
+
+
+def _mass(q: dict) -> dict:
+    return {"value": q["value"], "unit": q["unit"], "system": UCUM, "code": UCUM_MASS[q["unit"]]}
+
+
+def _show(q: dict) -> str:
+    return f"{q['value']:g} {q['unit']}"
+
+
+def _validate(data: dict, version: str) -> None:
+    from pydantic import ValidationError as PydanticError
+
+    try:
+        model_class(version, "Bundle").model_validate(data)
+    except PydanticError as exc:
+        problems = [validation_problem(Path("Bundle"), err, version) for err in exc.errors()]
+        raise InvalidEvents(problems, "handoff FHIR Bundle") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidEvents([Problem(None, "Bundle", None, str(exc))], "handoff FHIR Bundle") from None
