@@ -284,7 +284,11 @@ class EventStore:
             raise WriteRefused("the store is open read-only; nothing was written")
         security.check_writable(self.mode, self.recorder.chain_key, self.mapper.cipher)
         try:
-            self.app.save(*records, mar_keys=list(keys))
+            # Straight to the recorder, as Application.save ends up doing: save would add a
+            # runtime Protocol isinstance check and a Recording object per event that nothing
+            # reads here (together about half the append time of a large import).
+            stored = [self.mapper.to_stored_event(r) for r in records]
+            self.recorder.insert_events(stored, mar_keys=list(keys))
         except CONFLICTS:
             raise
         except PersistenceError as exc:  # e.g. no INSERT right: not worth a retry
