@@ -260,7 +260,8 @@ class Reader:
     def dosage(self, d: dict, path: Path, infusion_allowed: bool = True) -> DosageFacts:
         """Read one Dosage (of a MedicationRequest or MedicationStatement)."""
         facts = DosageFacts(path)
-        unknown_elements(d, path, DOSAGE_READ | DOSAGE_NOTED, self.problems, "Dosage")
+        unknown_elements(d, path, DOSAGE_READ | DOSAGE_NOTED | {"maxDosePerAdministration", "maxDosePerLifetime"},
+                         self.problems, "Dosage")
         for key in ("maxDosePerAdministration", "maxDosePerLifetime"):
             if d.get(key):
                 self.problems.add(path / key, None, "mar records a daily maximum only (maxDosePerPeriod per 1 d)")

@@ -146,6 +146,7 @@ class _Importer:
         self.patient_id = patient_id
         self.store = store
         self.orders: dict[tuple[str, str], KnownOrder] = {}
+        self.broken: set[tuple[str, str]] = set()
         self.r5 = bundle.version == "R5"
 
     def run(self) -> list[tuple[int, dict]]:
@@ -284,6 +285,8 @@ class _Importer:
                                    [facts.sig] + facts.notes if facts else [], authored_note)
         if drug and route and dosing:
             self.orders[(patient or "", entry.id)] = KnownOrder(drug.name, route, dosing["form"])
+        else:
+            self.broken.add((patient or "", entry.id))  # its own problems say why
         return [_clean(event)] + self._request_status(entry, patient, status, end)
 
     def _period(self, entry: Entry, facts) -> tuple[str | None, str | None]:
@@ -364,7 +367,7 @@ class _Importer:
             event = self.base("infusion_rate_changed", entry, patient, at, key)
             event.update(order_id=order_id, rate=rate)
         elif dose is not None:
-            if status != "completed":
+            if status == "in-progress":
                 self.problems.add(p / "status", status, "a dose is recorded when the administration is completed")
             kind = KIND_FOR_FORM.get(order.form)
             if kind is None:
@@ -412,6 +415,8 @@ class _Importer:
         if order_id is None or patient is None:
             return None
         known = self.orders.get((patient, order_id))
+        if (patient, order_id) in self.broken:
+            return None
         if known is None and self.store is not None:
             facts = self.store.load_chart(patient).order(order_id)
             if facts is not None:
