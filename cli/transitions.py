@@ -1,1 +1,45 @@
-"""mar transitions commands (registered by cli.main)."""
+"""mar transitions commands (registered by cli.main): reconcile, handoff, mme."""
+from __future__ import annotations
+
+import click
+
+from cli.main import cli, dump_json
+
+TRANSITIONS = ("admission", "transfer", "discharge", "readmission")
+AT_HELP = ("ISO 8601 time; without a UTC offset, in the patient's time zone.")
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--at", metavar="TIME",
+              help="Reconcile the latest transition at or before TIME (with --list: compare with the "
+                   "orders active at TIME; default now). " + AT_HELP)
+@click.option("--transition", "kind", type=click.Choice(TRANSITIONS),
+              help="Which kind of transition (default: the latest transition of any kind).")
+@click.option("--list", "list_file", type=click.Path(exists=True, dir_okay=False),
+              help="A proposed list not yet recorded: mar JSON (a list of medication lines, or "
+                   "{\"medication_list\", \"decisions\"}) or a FHIR Bundle of MedicationStatement / "
+                   "MedicationRequest (R4B or R5).")
+@click.option("--json", "as_json", is_flag=True, help="Print the reconciliation as JSON.")
+@click.pass_context
+def reconcile(ctx, patient, at, kind, list_file, as_json):
+    """Compare the two medication lists of a transition of care for PATIENT.
+
+    Admission: home list against admission orders. Discharge or transfer: orders active
+    just before against the list that leaves. Readmission: the last discharge list and
+    what the other facility gave against the new orders. Every line is continued,
+    changed, new, stopped (with a documented reason) or omitted (without one).
+
+    Exit status 3 when an omission or an undocumented change remains (the output is
+    printed first), 0 when every line is reconciled.
+    """
+    from projections.reconcile import EXIT_UNRECONCILED, reconcile_patient
+
+    with ctx.obj.store() as store:
+        result = reconcile_patient(store, patient, kind, at, list_file)
+    if as_json:
+        dump_json(result.to_json())
+    else:
+        click.echo(result.to_text())
+    if not result.reconciled:
+        ctx.exit(EXIT_UNRECONCILED)
