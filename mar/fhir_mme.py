@@ -71,7 +71,7 @@ def prescribed_lines_from_bundle(source: "str | FilePath | dict", version: str |
     for item in list_items(bundle, read, problems):
         if not item.current or item.facts is None or item.drug is None:
             continue
-        line = _from_facts(item.drug, item.facts, str(item.entry.path), item.order_id, catalog, problems)
+        line = _from_facts(item.drug, item.facts, str(item.entry.path), item.order_id, catalog, read)
         if line is not None:
             out.append(line)
     problems.raise_if_any()
@@ -79,7 +79,10 @@ def prescribed_lines_from_bundle(source: "str | FilePath | dict", version: str |
 
 
 def _from_facts(drug: str, f: DosageFacts, source: str, order_id: str | None, catalog: Catalog,
-                problems: FhirProblems) -> PrescribedLine | None:
+                read: Reader) -> PrescribedLine | None:
+    problems = read.problems
+    if read.problems_at(f.path):
+        return None  # its problems are reported already
     if f.route is None:
         problems.add(f.path / "route", None, "no route; the MME factor depends on it")
         return None
