@@ -43,3 +43,29 @@ def reconcile(ctx, patient, at, kind, list_file, as_json):
         click.echo(result.to_text())
     if not result.reconciled:
         ctx.exit(EXIT_UNRECONCILED)
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--at", metavar="TIME", help="The orders active at TIME (default now). " + AT_HELP)
+@click.option("--list", "list_file", type=click.Path(exists=True, dir_okay=False),
+              help="A proposed list (mar JSON) or a FHIR Bundle of MedicationRequests instead of the "
+                   "active orders.")
+@click.option("--mme-table", "table", metavar="NAME",
+              help="Conversion table (default cdc-2022; shipped: cdc-2022, cdc-2016, cdc-2022-nci; a site "
+                   "adds its own with MAR_MME_TABLES).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def mme(settings, patient, at, list_file, table, as_json):
+    """Prescribed MME per day of PATIENT's orders (or of a proposed list): what the orders
+    allow, the way CDC's calculator reads prescriptions — scheduled dose x doses per day x
+    factor; as-needed orders at their maximum, shown apart; patches by their rate. The table
+    and its edition are named. Not what was given: that is administered MME (mar totals)."""
+    from projections.prescribed_mme import mme_for_patient
+
+    with settings.store() as store:
+        result = mme_for_patient(store, patient, at, list_file, table)
+    if as_json:
+        dump_json(result.to_json())
+    else:
+        click.echo(result.to_text())
