@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from .clinical_time import parse_instant, to_utc
 
@@ -18,7 +19,9 @@ INPATIENT_KINDS = ("admitted", "transferred", "readmitted")
 ENDS_ORDERS = ("discharged", "admitted", "readmitted")
 
 
+@lru_cache(maxsize=4096)
 def _t(text: str) -> datetime:
+    # Cached: the checks and then the fold read the same effective_at of each new event.
     return to_utc(parse_instant(text))
 
 
@@ -93,6 +96,8 @@ class Chart:
         )
 
     def died_at(self) -> datetime | None:
+        if not self.deaths:
+            return None
         live = [when for when, event_id in self.deaths if event_id not in self.voided]
         return min(live) if live else None
 
@@ -102,10 +107,13 @@ class Chart:
         Those transitions end every active order (docs/event-format.md); a transfer's
         medication list is not kept here, so transfers are not checked.
         """
-        for when, kind, event_id in self.transitions:
+        # Start after the order's start (the list is in time order): a long history has
+        # many stays, and only the transitions since this order can end it.
+        first = bisect.bisect_right(self.transitions, facts.started_at, key=lambda t: t[0])
+        for when, kind, event_id in self.transitions[first:]:
             if when > at:
                 break
-            if kind in ENDS_ORDERS and when > facts.started_at and event_id not in self.voided:
+            if kind in ENDS_ORDERS and event_id not in self.voided:
                 return when, kind
         return None
 
