@@ -12,6 +12,7 @@ import functools
 import hashlib
 import hmac
 import os
+import random
 import struct
 import time
 import uuid
@@ -400,7 +401,8 @@ def retrying(attempts: int = 6):
     """Yield attempt numbers; the caller breaks on success. Sleeps a little between tries."""
     for attempt in range(attempts):
         yield attempt
-        time.sleep(min(0.01 * (2 ** attempt), 0.5) * (0.5 + (os.getpid() % 7) / 7))
+        # Random jitter, so that writers which collided once do not collide again in step.
+        time.sleep(min(0.01 * (2 ** attempt), 0.5) * random.uniform(0.5, 1.5))
 
 
 CONFLICTS = (IntegrityError, OperationalError)
