@@ -286,7 +286,8 @@ def concept_text(concept: dict | None) -> str | None:
         return None
     if concept.get("text"):
         return concept["text"]
-    shown = [c.get("display") or c.get("code") for c in concept.get("coding") or () if c.get("display") or c.get("code")]
+    codings = concept.get("coding") or ()
+    shown = [c.get("display") or c.get("code") for c in codings if c.get("display") or c.get("code")]
     return "; ".join(shown) or None
 
 

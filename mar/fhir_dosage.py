@@ -361,7 +361,7 @@ class Reader:
                 facts.end = instant(bp["end"], path / "boundsPeriod" / "end", self.problems, "end")
         if rep.get("duration") is not None:
             facts.notes.append(f"each administration over {rep['duration']} {rep.get('durationUnit', '')}".strip())
-        if not any(k in rep for k in ("count", "frequency", "frequencyMax", "period", "periodMax", "timeOfDay", "when")):
+        if not {"count", "frequency", "frequencyMax", "period", "periodMax", "timeOfDay", "when"} & set(rep):
             return None  # bounds only: no frequency given
         return self._frequency(rep, path, facts)
 

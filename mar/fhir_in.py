@@ -233,7 +233,8 @@ class _Importer:
 
     def reasons(self, r: dict) -> str | None:
         if self.r5:
-            texts = [concept_text(x.get("concept")) or reference_text(x.get("reference")) for x in r.get("reason") or ()]
+            texts = [concept_text(x.get("concept")) or reference_text(x.get("reference"))
+                     for x in r.get("reason") or ()]
         else:
             texts = [concept_text(c) for c in r.get("reasonCode") or ()]
             texts += [reference_text(x) for x in r.get("reasonReference") or ()]
@@ -350,7 +351,8 @@ class _Importer:
         dosage = r.get("dosage") or {}
         dp = p / "dosage"
         unknown_elements(dosage, dp, ADMIN_DOSAGE_ELEMENTS, self.problems, "MedicationAdministration.dosage")
-        route = self.read.route(dosage.get("route"), dp / "route") if dosage.get("route") else (order.route if order else None)
+        # no route on the administration: the route of the order it fulfils (mar requires them equal)
+        route = self.read.route(dosage["route"], dp / "route") if dosage.get("route") else getattr(order, "route", None)
         dose = self.read.mass(dosage.get("dose"), dp / "dose")
         infusion = order is not None and order.form in ("infusion", "pca")
         rate = self.read.rate(dosage, dp, allow_zero=True) if infusion else None
@@ -430,7 +432,10 @@ class _Importer:
         given_by = []
         for perf in r.get("performer") or ():
             actor = perf.get("actor") or {}
-            name = (reference_text(actor.get("reference")) or concept_text(actor.get("concept"))) if self.r5 else reference_text(actor)
+            if self.r5:  # R5 actor is a CodeableReference
+                name = reference_text(actor.get("reference")) or concept_text(actor.get("concept"))
+            else:
+                name = reference_text(actor)
             if name:
                 given_by.append(f"given by {name}")
         rate_note = None

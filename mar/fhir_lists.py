@@ -173,7 +173,8 @@ def _state(entry: Entry, r5: bool, problems: FhirProblems) -> str | None:
 
 def _reasons(r: dict, r5: bool) -> str | None:
     if r5:
-        texts = [concept_text(x.get("concept")) or (x.get("reference") or {}).get("display") for x in r.get("reason") or ()]
+        texts = [concept_text(x.get("concept")) or (x.get("reference") or {}).get("display")
+                 for x in r.get("reason") or ()]
     else:
         texts = [concept_text(c) for c in r.get("reasonCode") or ()]
         texts += [x.get("display") or x.get("reference") for x in r.get("reasonReference") or ()]

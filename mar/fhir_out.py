@@ -36,7 +36,7 @@ demand dose and lockout.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -58,7 +58,7 @@ from .fhir_bundle import (
     model_class,
     validation_problem,
 )
-from .fhir_dosage import GTS_CODES, PER_DAY_CODES, ROUTE_DISPLAY, ROUTE_SNOMED, UCUM_MASS, UCUM_RATE
+from .fhir_dosage import PER_DAY_CODES, ROUTE_DISPLAY, ROUTE_SNOMED, UCUM_MASS, UCUM_RATE
 
 LIST_ITEM_FLAG = "http://terminology.hl7.org/CodeSystem/list-item-flag"
 ADHERENCE = "http://hl7.org/fhir/CodeSystem/medication-statement-adherence"
@@ -70,7 +70,6 @@ VERSION_CODES = {"R5": "5.0.0", "R4B": "4.3.0"}
 
 _STATUS_FLAGS = {"continued": "unchanged", "changed": "changed", "new": "prescribed", "stopped": "ceased"}
 _PER_DAY = {v: k for k, v in PER_DAY_CODES.items()}
-_ = GTS_CODES  # the reader also accepts these timing codes
 
 
 def flag_for(status: str) -> str:
