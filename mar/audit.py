@@ -5,20 +5,21 @@ Each row of `stored_events` has an index row in `mar_index` whose `chain` is
 (mar.store; decision 0003). `verify` recomputes every link from the raw rows, without
 decoding events, and reports each break with its position: the notification id (the
 row's place in the store), the patient stream and the version. Rows are read in large
-pages in one read transaction, so the walk sees one consistent state of the store.
+pages in one read transaction, so the walk sees one consistent state of the store
+(SQLite or PostgreSQL: mar.raw_rows).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from . import security
 from .errors import StoreError
+from .raw_rows import stream_order
 from .store import EventStore, chain_hash
 
-PAGE = 20_000
 MAX_LISTED = 1000  # breaks kept in the report; all are counted
 
 # kinds of break
@@ -117,14 +118,9 @@ def verify(store: EventStore, anchors: Iterable[dict] = ()) -> Report:
     report = Report(chain=security.KEYED if key else security.PLAIN)
     _check_mode(store, key, report)
     walk = _Walk(store, key, report, {a["stream"]: (int(a["version"]), a["chain"]) for a in anchors})
-    with store.recorder.datastore.transaction(commit=False) as cursor:
-        c = cursor.sqlite_cursor if hasattr(cursor, "sqlite_cursor") else None
-        if c is None:
-            raise StoreError("mar verify reads SQLite stores only")
-        c.row_factory = None
-        table = store.recorder.events_table_name
-        walk.orphans = _orphan_index_rows(c, table)
-        for rows in _pages(c, table):
+    with stream_order(store) as (orphans, pages):
+        walk.orphans = orphans
+        for rows in pages:
             walk.rows(rows)
         walk.finish()
     return report
@@ -143,26 +139,6 @@ def _check_mode(store: EventStore, key: bytes | None, report: Report) -> None:
     if key and mode.chain != security.KEYED:
         report.add(Break(MODE, f"MAR_HMAC_KEY is set but the store records chain mode {mode.chain!r}: "
                                "a keyed store's mode record was rewritten, or this is not a keyed store"))
-
-
-def _orphan_index_rows(c, table: str) -> dict[tuple[str, int], tuple[str, str, str]]:
-    c.execute(
-        "SELECT i.originator_id, i.originator_version, i.event_id, i.digest, i.chain FROM mar_index i "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {table} e WHERE e.originator_id = i.originator_id "
-        "AND e.originator_version = i.originator_version)"
-    )
-    return {(r[0], r[1]): (r[2], r[3], r[4]) for r in c.fetchall()}
-
-
-def _pages(c, table: str) -> Iterator[list[tuple]]:
-    c.execute(
-        "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "
-        f"i.event_id, i.digest, i.chain FROM {table} e LEFT JOIN mar_index i "
-        "ON i.originator_id = e.originator_id AND i.originator_version = e.originator_version "
-        "ORDER BY e.originator_id, e.originator_version"
-    )
-    while rows := c.fetchmany(PAGE):
-        yield rows
 
 
 class _Walk:

@@ -29,9 +29,8 @@ import orjson
 
 from .errors import Problem, UnknownPatient
 from .events import BY_TYPE, upcast
+from .raw_rows import log_order
 from .store import EventStore, stream_id
-
-PAGE = 5_000
 DEFAULTED = ("recorded_at", "recorded_by")
 
 
@@ -46,27 +45,10 @@ def export_events(store: EventStore, patient_id: str | None = None) -> Iterator[
 
 
 def _rows(store: EventStore, patient_id: str | None):
-    table = store.recorder.events_table_name
-    select = (
-        "SELECT e.rowid, e.originator_version, e.state, i.digest, i.chain "
-        f"FROM {table} e LEFT JOIN mar_index i ON i.originator_id = e.originator_id "
-        "AND i.originator_version = e.originator_version "
-    )
+    stream = None if patient_id is None else stream_id(patient_id).hex
     decode = store.mapper.decode
-    after = 0
-    while True:
-        with store.recorder.datastore.transaction(commit=False) as c:
-            if patient_id is None:
-                c.execute(select + "WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?", (after, PAGE))
-            else:
-                c.execute(select + "WHERE e.originator_id = ? AND e.rowid > ? ORDER BY e.rowid LIMIT ?",
-                          (stream_id(patient_id).hex, after, PAGE))
-            rows = c.fetchall()
-        if not rows:
-            return
-        for row in rows:
-            yield row[0], upcast(decode(row[2])), row[1], row[3], row[4]
-        after = rows[-1][0]
+    for position, version, state, digest, chain in log_order(store, stream):
+        yield position, upcast(decode(state)), version, digest, chain
 
 
 def write_jsonl(lines: Iterator[dict], out: IO[bytes]) -> int:
