@@ -133,6 +133,18 @@ class FhirBundle:
         return self.data.get("timestamp")
 
 
+def check_entries(bundle: FhirBundle, problems: FhirProblems) -> None:
+    """Entries mar cannot read as facts: deletes and patches (mar corrects, never deletes)
+    and entries without a resource."""
+    for i, e in enumerate(bundle.data.get("entry") or ()):
+        method = (e.get("request") or {}).get("method")
+        if method in ("DELETE", "PATCH"):
+            problems.add(f"Bundle.entry[{i}].request.method", method, "mar records facts and corrections, "
+                         "never deletes or patches; send the resource with status entered-in-error")
+        elif not isinstance(e.get("resource"), dict):
+            problems.add(f"Bundle.entry[{i}]", e.get("fullUrl"), "an entry without a resource: nothing to read")
+
+
 def model_class(version: str, resource_type: str):
     """The fhir.resources model of a resource type in a FHIR version (ValueError if none)."""
     if version == "R4B":

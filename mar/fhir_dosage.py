@@ -271,7 +271,13 @@ class Reader:
         self._max_daily(d.get("maxDosePerPeriod"), path / "maxDosePerPeriod", facts)
         if d.get("timing"):
             facts.timing_given = True
-            self._timing(d["timing"], path / "timing", facts)
+            if facts.rate is not None and facts.route == "td":
+                # a patch delivers its rate continuously; its timing is when it is changed
+                timing = d["timing"]
+                shown = _show_repeat(timing.get("repeat") or {}) or concept_text(timing.get("code"))
+                facts.notes.append(f"patch changed per timing: {shown}")
+            else:
+                self._timing(d["timing"], path / "timing", facts)
         facts.sig = d.get("text")
         facts.notes += _noted(d)
         return facts

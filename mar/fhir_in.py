@@ -39,6 +39,7 @@ from .fhir_bundle import (
     FhirBundle,
     FhirProblems,
     Path,
+    check_entries,
     concept_text,
     instant,
     modifier_extensions,
@@ -156,12 +157,9 @@ class _Importer:
                     "MedicationStatement": self.statement}
         # orders first, so that administrations in the same Bundle find their order's form
         ordered = sorted(self.bundle.entries, key=lambda e: e.type != "MedicationRequest")
+        check_entries(self.bundle, self.problems)
         for entry in ordered:
-            method = (self.bundle.data["entry"][entry.index].get("request") or {}).get("method")
-            if method in ("DELETE", "PATCH"):
-                self.problems.add(f"Bundle.entry[{entry.index}].request.method", method,
-                                  "mar records facts and corrections, never deletes or patches; "
-                                  "send the resource with status entered-in-error")
+            if (self.bundle.data["entry"][entry.index].get("request") or {}).get("method") in ("DELETE", "PATCH"):
                 continue
             if entry.type in CONTEXT_TYPES:
                 continue

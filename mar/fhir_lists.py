@@ -35,6 +35,7 @@ from .fhir_bundle import (
     Entry,
     FhirBundle,
     FhirProblems,
+    check_entries,
     concept_text,
     modifier_extensions,
     read_bundle,
@@ -93,6 +94,7 @@ def list_items(bundle: FhirBundle, read: Reader, problems: FhirProblems) -> list
     """Every MedicationStatement/MedicationRequest of the Bundle that belongs to the list, in
     the order of its List resource (if any), then Bundle order."""
     items = []
+    check_entries(bundle, problems)
     for entry in _ordered(bundle, problems):
         if entry.type in CONTEXT_TYPES:
             continue

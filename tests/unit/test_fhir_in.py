@@ -365,7 +365,19 @@ def test_resource_types_not_imported_and_deletes_are_refused():
     b["entry"].append({"resource": {"resourceType": "Encounter", "id": "enc-1", "status": "finished",
                                     "class": {"code": "IMP"}}})
     b["entry"][1]["request"] = {"method": "DELETE", "url": "MedicationRequest/mr-methadone"}
-    assert fields(b) == ["Bundle.entry[1].request.method", "Bundle.entry[8].resource(Encounter/enc-1)"]
+    b["entry"].append({"request": {"method": "DELETE", "url": "MedicationRequest/mr-oxycodone"}})
+    b["entry"].append({"fullUrl": "urn:uuid:0b1d3c5e-0000-4000-8000-000000000099"})
+    assert problems(b) == [
+        ("Bundle.entry[1].request.method", "DELETE", "mar records facts and corrections, never deletes or "
+         "patches; send the resource with status entered-in-error"),
+        ("Bundle.entry[8].resource(Encounter/enc-1)", "Encounter", "resource type not imported by mar (imported: "
+         "MedicationRequest, MedicationAdministration, MedicationStatement; accepted as context: Patient, "
+         "Medication, Practitioner, PractitionerRole, Organization)"),
+        ("Bundle.entry[9].request.method", "DELETE", "mar records facts and corrections, never deletes or "
+         "patches; send the resource with status entered-in-error"),
+        ("Bundle.entry[10]", "urn:uuid:0b1d3c5e-0000-4000-8000-000000000099",
+         "an entry without a resource: nothing to read"),
+    ]
 
 
 def test_resource_without_id_is_refused():
@@ -416,3 +428,15 @@ def test_input_is_not_modified():
     before = copy.deepcopy(b)
     events_from_bundle(b)
     assert b == before
+
+
+def test_patch_timing_is_when_it_is_changed_not_a_dose_frequency():
+    b = bundle("handwritten-r5.json")
+    d = resource(b, "mr-fentanyl")["dosageInstruction"][0]
+    d["route"] = {"coding": [{"system": "http://snomed.info/sct", "code": "45890007"}]}
+    d["doseAndRate"][0]["rateQuantity"]["value"] = 25
+    d["timing"] = {"repeat": {"frequency": 1, "period": 72, "periodUnit": "h"}}
+    order = dict(events_from_bundle(b))[3]
+    assert (order["route"], order["dosing"], order["note"]) == (
+        "td", {"form": "infusion", "rate": {"value": 25, "unit": "mcg/h"}},
+        "patch changed per timing: frequency=1, period=72, periodUnit=h")

@@ -57,6 +57,7 @@ def test_transdermal_patch_by_rate():
     fent = resource(b, "mr-fentanyl")["dosageInstruction"][0]
     fent["route"] = {"coding": [{"system": "http://snomed.info/sct", "code": "45890007"}]}
     fent["doseAndRate"][0]["rateQuantity"] = {"value": 25, "unit": "mcg/h", "system": UCUM, "code": "ug/h"}
+    fent["timing"] = {"repeat": {"frequency": 1, "period": 72, "periodUnit": "h"}}  # changed every 3 days
     patch = prescribed_lines_from_bundle(b)[2]
     assert (patch.route, patch.patch_rate_mcg_per_h, patch.daily_mg) == ("td", 25.0, None)
 
