@@ -1,0 +1,169 @@
+"""Doses beyond what their order allows, and rates that cannot be dosed.
+
+- weight_missing: a weight-based infusion (mcg/kg/h ...) running at an instant with no
+  current weight. The write side refuses such a rate without a prior weight, but a weight
+  entered in error afterwards leaves the infusion without one: its mg/h is unknown.
+- as_needed_too_soon: an as-needed dose (or bolus on an as-needed order) given less than
+  the frequency's minimum interval after the previous one (q4h: 4 h), minus `tolerance_minutes`.
+- as_needed_daily_max: in one local day, more of an as-needed order than its `max_daily`,
+  or without one more doses than its frequency allows per day (q4h: 6).
+- pca_limit: a PCA with a limit (e.g. 20 mg per 1 h or 4 h) that delivered more in a
+  moving window ending at a demand or bolus: demand doses, clinician boluses and the basal
+  rate together. One alert per episode: not again until a dose finds the window back within it.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from mar.units import MASS_TO_MG
+
+from ..course import Administration, Order
+from ..timeline import US_PER_HOUR, local_day
+from .model import Alert, Context, order_label
+
+WEIGHT = "weight_missing"
+TOO_SOON = "as_needed_too_soon"
+DAILY_MAX = "as_needed_daily_max"
+PCA = "pca_limit"
+US_PER_MIN = 60_000_000
+
+
+def check_weight(ctx: Context) -> list[Alert]:
+    out = []
+    voided_weights = [e["event_id"] for _, e in ctx.by_type("entered_in_error")
+                      if _type_of(ctx, e["target_event_id"]) == "weight_recorded"]
+    seen = set()
+    for s in ctx.course.segments:
+        if s.mg_per_h is not None or s.order_id in seen or s.start > ctx.until:
+            continue
+        seen.add(s.order_id)
+        order = ctx.course.orders[s.order_id]
+        msg = (f"{order_label(order, s.start)} runs at {s.rate:g} {s.rate_unit} from {ctx.local(s.start)} with no "
+               f"current weight, so its dose in mg/h is unknown. Weigh the patient and record the weight "
+               f"(or correct the weight entered in error).")
+        out.append(ctx.alert(WEIGHT, (s.order_id, s.start), order.drug, s.start, msg,
+                             [order.event_id, *voided_weights]))
+    return out
+
+
+def _type_of(ctx: Context, event_id: str) -> str | None:
+    key = ("types",)
+    if key not in ctx._cache:
+        ctx._cache[key] = {e["event_id"]: e["type"] for _, _, e in ctx.events}
+    return ctx._cache[key].get(event_id)
+
+
+def _prn_doses(ctx: Context) -> dict[str, list[Administration]]:
+    by_order = defaultdict(list)
+    for a in ctx.course.administrations:
+        order = ctx.course.orders.get(a.order_id)
+        if a.at <= ctx.until and order is not None and order.form == "as_needed" and a.kind in ("as_needed", "bolus"):
+            by_order[a.order_id].append(a)
+    return by_order
+
+
+def check_too_soon(ctx: Context) -> list[Alert]:
+    tolerance = ctx.settings.rule(TOO_SOON)["tolerance_minutes"] * US_PER_MIN
+    out = []
+    for order_id, doses in _prn_doses(ctx).items():
+        order = ctx.course.orders[order_id]
+        for prev, dose in zip(doses, doses[1:]):
+            freq = ctx.catalog.frequency(order.state_at(dose.at).dosing["frequency"])
+            if freq is None or not freq.min_interval_hours:
+                continue
+            interval = dose.at - prev.at
+            if interval >= freq.min_interval_hours * US_PER_HOUR - tolerance:
+                continue
+            msg = (f"{order.drug} {dose.mg:g} mg {dose.route} given at {ctx.local(dose.at)}, {_span(interval)} after "
+                   f"the previous dose at {ctx.local(prev.at)}; {order_label(order, dose.at)} allows one every "
+                   f"{freq.min_interval_hours:g} h. Check the patient for sedation and tell the prescriber if "
+                   f"pain needs doses this often.")
+            out.append(ctx.alert(TOO_SOON, (dose.event_id,), order.drug, dose.at, msg,
+                                 [dose.event_id, prev.event_id, order.event_id]))
+    return out
+
+
+def check_daily_max(ctx: Context) -> list[Alert]:
+    out = []
+    for order_id, doses in _prn_doses(ctx).items():
+        order = ctx.course.orders[order_id]
+        per_day: dict = defaultdict(list)
+        for a in doses:
+            per_day[local_day(a.at, ctx.tz)].append(a)
+        for day, given in sorted(per_day.items()):
+            alert = _over_daily_max(ctx, order, day, given)
+            if alert is not None:
+                out.append(alert)
+    return out
+
+
+def _over_daily_max(ctx: Context, order: Order, day, given: list[Administration]) -> Alert | None:
+    total, count = 0.0, 0
+    for a in given:
+        total += a.mg
+        count += 1
+        dosing = order.state_at(a.at).dosing
+        cap = dosing.get("max_daily")
+        if cap is not None:
+            limit = cap["value"] * MASS_TO_MG[cap["unit"]]
+            over = total > limit * (1 + 1e-9)
+            what = f"{total:g} mg given, more than its maximum of {limit:g} mg a day"
+        else:
+            freq = ctx.catalog.frequency(dosing["frequency"])
+            if freq is None or freq.per_day is None:
+                continue
+            over = count > freq.per_day
+            what = f"{count} doses given, more than the {freq.per_day} a day its frequency allows"
+        if over:
+            msg = (f"{order_label(order, a.at)} on {day}: {what} (the dose at {ctx.local(a.at)[11:]} went over). "
+                   f"Hold further doses and ask the prescriber to review the pain plan.")
+            return ctx.alert(DAILY_MAX, (order.order_id, day.isoformat()), order.drug, a.at, msg,
+                             [a.event_id, order.event_id, *(x.event_id for x in given if x is not a)])
+    return None
+
+
+def check_pca(ctx: Context) -> list[Alert]:
+    out = []
+    for order in sorted(ctx.course.orders.values(), key=lambda o: (o.start, o.seq)):
+        if order.form == "pca" and order.dosing.get("limit_hours"):
+            out += _pca_episodes(ctx, order)
+    return out
+
+
+def _pca_episodes(ctx: Context, order: Order) -> list[Alert]:
+    hours = order.dosing["limit_hours"]
+    window = int(hours * US_PER_HOUR)
+    doses = [a for a in ctx.course.administrations
+             if a.order_id == order.order_id and a.kind in ("pca_demand", "bolus") and a.at <= ctx.until]
+    basal = [s for s in ctx.course.segments if s.order_id == order.order_id and s.mg_per_h]
+    out, over, lo = [], False, 0
+    for i, a in enumerate(doses):
+        limit = order.state_at(a.at).dosing.get("limit")
+        if limit is None:
+            continue
+        start = a.at - window
+        while doses[lo].at <= start:
+            lo += 1
+        demand = math.fsum(x.mg for x in doses[lo:i + 1])
+        background = math.fsum(s.mg_per_h * (min(s.end if s.end is not None else a.at, a.at) - max(s.start, start))
+                               / US_PER_HOUR for s in basal if s.start < a.at and (s.end is None or s.end > start))
+        delivered = demand + background
+        cap = limit["value"] * MASS_TO_MG[limit["unit"]]
+        if delivered <= cap * (1 + 1e-9):
+            over = False
+            continue
+        if over:
+            continue
+        over = True
+        msg = (f"{order_label(order, a.at)} delivered {delivered:.4g} mg in the {hours:g} h up to {ctx.local(a.at)} "
+               f"({demand:.4g} mg demand and boluses, {background:.4g} mg basal), over its limit of {cap:g} mg per "
+               f"{hours:g} h. Check the pump settings and the patient's sedation and respiratory rate.")
+        out.append(ctx.alert(PCA, (order.order_id, a.event_id), order.drug, a.at, msg,
+                             [a.event_id, order.event_id, *(x.event_id for x in doses[lo:i])]))
+    return out
+
+
+def _span(us: int) -> str:
+    minutes = round(us / US_PER_MIN)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
