@@ -346,43 +346,55 @@ class _Importer:
         drug = self.read.medication(entry)
         if drug and order and drug.name != order.drug:
             self.problems.add(p, drug.name, f"the order {order_id} is for {order.drug}")
-        dosage = r.get("dosage") or {}
-        dp = p / "dosage"
-        unknown_elements(dosage, dp, ADMIN_DOSAGE_ELEMENTS, self.problems, "MedicationAdministration.dosage")
-        # no route on the administration: the route of the order it fulfils (mar requires them equal)
-        route = self.read.route(dosage["route"], dp / "route") if dosage.get("route") else getattr(order, "route", None)
-        dose = self.read.mass(dosage.get("dose"), dp / "dose")
-        infusion = order is not None and order.form in ("infusion", "pca")
-        rate = self.read.rate(dosage, dp, allow_zero=True) if infusion else None
-        recorded = instant(r["recorded"], p / "recorded", self.problems, "recorded") if r.get("recorded") else None
-        notes = self._admin_notes(r, dosage, infusion)
-        key = event_key(entry.type, entry.id, "given")
-        if order is None:
+        if order is None:  # still report what else is wrong with it
+            self._amounts_checked(entry, infusion=False)
+            dosage = r.get("dosage") or {}
+            if dosage.get("route"):
+                self.read.route(dosage["route"], p / "dosage" / "route")
             return []
-        if infusion and rate is not None:
+        event = self._given(entry, patient, at, order_id, order)
+        if event is None:
+            return []
+        if r.get("recorded"):
+            event["recorded_at"] = instant(r["recorded"], p / "recorded", self.problems, "recorded")
+        event["note"] = self._admin_notes(r, r.get("dosage") or {}, order.form in ("infusion", "pca"))
+        return [_clean(event)]
+
+    def _amounts_checked(self, entry: Entry, infusion: bool) -> tuple[dict | None, dict | None]:
+        """Dose and (on an infusion order) rate of an administration, each checked."""
+        dosage, dp = entry.resource.get("dosage") or {}, entry.path / "dosage"
+        unknown_elements(dosage, dp, ADMIN_DOSAGE_ELEMENTS, self.problems, "MedicationAdministration.dosage")
+        dose = self.read.mass(dosage.get("dose"), dp / "dose")
+        rate = self.read.rate(dosage, dp, allow_zero=True) if infusion else None
+        return dose, rate
+
+    def _given(self, entry: Entry, patient: str | None, at: str | None, order_id: str,
+               order: KnownOrder) -> dict | None:
+        """A rate change on an infusion order, else a dose of the kind its order's form implies."""
+        p, dp = entry.path, entry.path / "dosage"
+        dosage = entry.resource.get("dosage") or {}
+        dose, rate = self._amounts_checked(entry, infusion=order.form in ("infusion", "pca"))
+        key = event_key(entry.type, entry.id, "given")
+        if rate is not None:
             if dose is not None:
                 self.problems.add(dp, None, "a dose and a rate on an infusion order: mar cannot tell a "
                                   "bolus from its delivery rate; send them as two administrations")
-                return []
-            event = self.base("infusion_rate_changed", entry, patient, at, key)
-            event.update(order_id=order_id, rate=rate)
-        elif dose is not None:
-            if status == "in-progress":
-                self.problems.add(p / "status", status, "a dose is recorded when the administration is completed")
-            kind = KIND_FOR_FORM.get(order.form)
-            if kind is None:
-                self.problems.add(dp / "dose", dose, "a dose on a PCA order may be a demand or a clinician "
-                                  "bolus; record it as mar JSON with its kind")
-            event = self.base("dose_given", entry, patient, at, key)
-            event.update(order_id=order_id, dose=dose, route=route, kind=kind)
-        else:
+                return None
+            return dict(self.base("infusion_rate_changed", entry, patient, at, key), order_id=order_id, rate=rate)
+        if dose is None:
             if not self.read.problems_at(dp):
                 self.problems.add(dp, None, "no dose (or, on an infusion order, rate) given")
-            return []
-        if recorded:
-            event["recorded_at"] = recorded
-        event["note"] = notes
-        return [_clean(event)]
+            return None
+        if entry.resource.get("status") == "in-progress":
+            self.problems.add(p / "status", "in-progress", "a dose is recorded when the administration is completed")
+        kind = KIND_FOR_FORM.get(order.form)
+        if kind is None:
+            self.problems.add(dp / "dose", dose, "a dose on a PCA order may be a demand or a clinician "
+                              "bolus; record it as mar JSON with its kind")
+        # no route on the administration: the route of the order it fulfils (mar requires them equal)
+        route = self.read.route(dosage["route"], dp / "route") if dosage.get("route") else order.route
+        return dict(self.base("dose_given", entry, patient, at, key), order_id=order_id, dose=dose,
+                    route=route, kind=kind)
 
     def _occurrence(self, entry: Entry) -> str | None:
         r, p = entry.resource, entry.path
