@@ -69,3 +69,34 @@ def mme(settings, patient, at, list_file, table, as_json):
         dump_json(result.to_json())
     else:
         click.echo(result.to_text())
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--at", metavar="TIME",
+              help="The packet at TIME: the list that left at the latest discharge or transfer at or "
+                   "before it, or the active orders while in hospital (default: the latest discharge or "
+                   "transfer). " + AT_HELP)
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "html", "json", "fhir"]), default="text",
+              show_default=True, help="html: one printable page; fhir: an R5 Bundle (List, "
+              "MedicationStatement, DetectedIssue).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of standard output.")
+@click.option("--mme-table", metavar="NAME", help="MME conversion table (default cdc-2022).")
+@click.pass_obj
+def handoff(settings, patient, at, fmt, output, mme_table):
+    """The handoff packet for PATIENT: what a receiving nurse needs. Open alerts first,
+    then each medication with dose, route, frequency, indication, start, last dose and why
+    it matters; what was stopped or left out; changes of the last 7 days; tapers in
+    progress; administered MME per day and, apart, the prescribed MME of the list."""
+    from projections.handoff import handoff as make
+
+    with settings.store() as store:
+        text = make(store, patient, at, fmt, mme_table)
+    if output:
+        from pathlib import Path
+
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
