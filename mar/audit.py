@@ -197,6 +197,10 @@ class _Walk:
         self.report.streams += 1
 
     def _gap(self, oid: str, version: int, position: int, state: bytes) -> None:
+        if version < self.expected:  # below 1: rows are in version order, each version once
+            self._break(CHANGED, f"version {version} cannot exist: stream versions start at 1",
+                        version, position, state)
+            return
         between = f" (between positions {self.last_position or 'start'} and {position})"
         for missing in range(self.expected, version):
             orphan = self.orphans.pop((oid, missing), None)

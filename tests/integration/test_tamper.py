@@ -328,3 +328,14 @@ def test_an_unkeyed_store_refuses_writes_with_a_key(runner, db, monkeypatch):
                              "nothing was written\n")
     # and verifying it with a key does not pass on the plain links
     assert found(verify(runner, db, 1))[0] == ("mode", None, None, None)
+
+
+def test_a_row_inserted_before_version_1_is_found(runner, db):
+    r = rows(db)
+    _insert(db, r[("p2", 1)]["stream"], 0, r[("p2", 1)]["state"], "p2/zero",
+            chain_hash("", r[("p2", 1)]["stream"], 0, "mar.events:DoseGiven", r[("p2", 1)]["state"], None,
+                       "p2/zero", "0" * 64))
+    report = verify(runner, db, 1)
+    assert [(k, p, v) for k, p, v, _ in found(report)] == [
+        ("changed", "p2", 0), ("changed", "p2", 1), ("out-of-order", "p2", 1)]
+    assert report["breaks"][0]["detail"] == "version 0 cannot exist: stream versions start at 1"
