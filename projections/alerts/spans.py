@@ -27,9 +27,9 @@ class Item:
 
 
 def order_spans(order: Order, until: int) -> list[tuple[int, int]]:
-    """[start, end) pieces while the order was active and not on hold, up to `until`."""
-    end = order.end if order.end is not None else until
-    end = min(end, until)
+    """[start, end) pieces while the order was active and not on hold, up to `until` included
+    (an order written at the last instant charted is running at that instant)."""
+    end = min(order.end if order.end is not None else until + 1, until + 1)
     out, start, held = [], order.start, False
     for ch in order.changes:
         if ch.at >= end:
@@ -54,7 +54,7 @@ def items(ctx: Context) -> list[Item]:
             if spans:
                 found.append(Item(o.order_id, o.drug, o.form, tuple(spans), o.event_id, o, None))
         for x in ctx.course.listed:
-            end = min(x.end if x.end is not None else ctx.until, ctx.until)
+            end = min(x.end if x.end is not None else ctx.until + 1, ctx.until + 1)
             if end > x.start:
                 found.append(Item(f"{x.event_id}#{x.index}", x.drug, x.dosing["form"], ((x.start, end),),
                                   x.event_id, None, x))
