@@ -71,7 +71,7 @@ class MarMapper(Mapper):
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
-            topic=domain_event.topic or topic_for(domain_event.data["type"]),
+            topic=domain_event.topic or _topic_for(domain_event.data["type"]),
             state=state,
         )
 
@@ -92,6 +92,15 @@ class MarMapper(Mapper):
         oid = stored_event.originator_id
         return Record(oid if isinstance(oid, uuid.UUID) else uuid.UUID(str(oid)),
                       stored_event.originator_version, data, stored_event.topic)
+
+
+_topic_for = functools.lru_cache(maxsize=None)(topic_for)
+
+
+def _hexes(stored_events) -> dict:
+    """Stream id -> its text form, once per stream of a batch (UUID.hex formats on every call)."""
+    return {s.originator_id: s.originator_id.hex if isinstance(s.originator_id, uuid.UUID)
+            else str(s.originator_id) for s in stored_events}
 
 
 def chain_hash(prev: str, originator_id: str, version: int, topic: str, state: bytes,
@@ -153,7 +162,14 @@ class MarSQLiteRecorder(SQLiteApplicationRecorder):
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
                        *, mar_keys: Sequence[tuple[str, str]] | None = None, **kwargs: Any):
-        ids = super()._insert_events(c, stored_events, **kwargs)
+        # One executemany, where the library executes row by row to collect each rowid:
+        # the rows of one write transaction get consecutive rowids, ending at the last one.
+        hexes = _hexes(stored_events)
+        c.executemany(self.insert_events_statement,
+                      [(hexes[s.originator_id], s.originator_version, s.topic, s.state) for s in stored_events])
+        c.execute("SELECT last_insert_rowid()")
+        last = c.fetchone()[0]
+        ids = list(range(last - len(stored_events) + 1, last + 1))
         if mar_keys is not None:
             rows = index_rows(stored_events, mar_keys, self.chain_key,
                               lambda oid, v: _prev_chain_sqlite(c, oid, v))
@@ -206,8 +222,9 @@ def _prev_chain_sqlite(c: SQLiteCursor, oid: str, version: int) -> str | None:
 def index_rows(stored_events, mar_keys, key, prev_lookup) -> list[tuple]:
     rows = []
     last: dict[str, tuple[int, str]] = {}
+    hexes = _hexes(stored_events)
     for s, (event_id, digest) in zip(stored_events, mar_keys, strict=True):
-        oid = s.originator_id.hex if isinstance(s.originator_id, uuid.UUID) else str(s.originator_id)
+        oid = hexes[s.originator_id]
         version = s.originator_version
         if oid in last and last[oid][0] == version - 1:
             prev = last[oid][1]
