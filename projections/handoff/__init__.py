@@ -18,10 +18,10 @@ FORMATS = ("text", "md", "html", "json", "fhir")
 
 def render(packet: dict, fmt: str) -> str:
     if fmt == "text":
-        from .render import to_text
+        from .plain import to_text
         return to_text(packet)
     if fmt == "md":
-        from .render import to_markdown
+        from .plain import to_markdown
         return to_markdown(packet)
     if fmt == "html":
         from .html import to_html

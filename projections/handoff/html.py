@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
-from .render import (alert_head, last_dose_text, list_heading, med_facts, mme_number, prescribed_summary,
+from .plain import (alert_head, last_dose_text, list_heading, med_facts, mme_number, prescribed_summary,
                      reconciliation_summary, short, status_word)
 
 CSS = """
