@@ -128,8 +128,7 @@ def _lines(raw: list, path, chart: Chart | None, catalog: Catalog) -> list[dict]
         try:
             line = ListedMedication.model_validate(item).model_dump(mode="json", exclude_none=True)
         except ValidationError as exc:
-            problems += [Problem(None, f"[{i}]." + ".".join(map(str, err["loc"])), err.get("input"),
-                                 err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
+            problems += [_problem(f"[{i}].", err) for err in exc.errors()]
             continue
         check.medication(f"[{i}].", line, chart or Chart("list"), datetime.now(timezone.utc))
         out.append(line)
@@ -146,8 +145,12 @@ def _decisions(raw: list, path) -> list[dict]:
         try:
             out.append(Decision.model_validate(item).model_dump(mode="json", exclude_none=True))
         except ValidationError as exc:
-            problems += [Problem(None, f"decisions[{i}]." + ".".join(map(str, err["loc"])), err.get("input"),
-                                 err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
+            problems += [_problem(f"decisions[{i}].", err) for err in exc.errors()]
     if problems:
         raise InvalidList(problems, str(path))
     return out
+
+
+def _problem(prefix: str, err: dict) -> Problem:
+    value = None if err["type"] == "missing" else err.get("input")  # a missing field has no value
+    return Problem(None, prefix + ".".join(map(str, err["loc"])), value, err["msg"].removeprefix("Value error, "))
