@@ -77,9 +77,11 @@ def open_mode(store: "EventStore") -> StoreMode:
     recorder = store.recorder
     if not hasattr(recorder, "select_meta"):
         return StoreMode()  # a backend without mar_meta: nothing recorded, nothing checked
-    if not store.read_only:
+    rows = recorder.select_meta()
+    if not rows and not store.read_only:  # a new store (or one made before mar_meta existed)
         recorder.insert_meta_once(mode_rows(recorder.chain_key, store.mapper.cipher))
-    mode = StoreMode.from_rows(recorder.select_meta())
+        rows = recorder.select_meta()
+    mode = StoreMode.from_rows(rows)
     check_cipher(mode, store.mapper.cipher)
     return mode
 

@@ -213,3 +213,21 @@ def test_the_library_error_is_caught_in_the_store(tmp_path, monkeypatch, runner)
     monkeypatch.setenv("MAR_CIPHER_KEY", key(runner))
     with pytest.raises(StoreError, match="not this store's key"):
         EventStore(str(db))
+
+
+def test_reading_does_not_wait_for_a_writer(runner, tmp_path):
+    """Opening an existing store writes nothing: a long import holding the write lock does
+    not hold up `mar history` or `mar verify`."""
+    import time
+
+    db = make_store(runner, tmp_path)
+    writer = sqlite3.connect(db, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        t0 = time.perf_counter()
+        run(runner, db, "history", "p1")
+        run(runner, db, "verify")
+        assert time.perf_counter() - t0 < 5  # the store's lock timeout is 30 s
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
