@@ -34,6 +34,14 @@ CIPHER_CHECK_PLAINTEXT = b"mar: cipher key check"
 # Keys are base64 of 32 random bytes (AES-256); the same form serves as an HMAC key.
 KEY_BYTES = 32
 
+# Written once when the store is created; append-only like the event tables.
+META_TABLE = """
+CREATE TABLE IF NOT EXISTS mar_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)
+"""
+
 
 @dataclass(frozen=True)
 class StoreMode:
@@ -153,10 +161,3 @@ def private_files() -> Iterator[None]:
     finally:
         os.umask(old)
 
-
-META_TABLE = """
-CREATE TABLE IF NOT EXISTS mar_meta (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-)
-"""
