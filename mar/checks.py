@@ -185,8 +185,12 @@ def check_event(e: dict, chart: Chart, catalog: Catalog, now: datetime, line: in
     died = chart.died_at()
     if died is not None and kind not in AFTER_DEATH_ALLOWED and at >= died:
         c.fail("effective_at", e["effective_at"], f"the patient died at {died.isoformat()}")
-    _CHECKS.get(kind, lambda *a: None)(c, e, chart, at, target_type)
+    _CHECKS.get(kind, _nothing_more)(c, e, chart, at, target_type)
     return c.problems
+
+
+def _nothing_more(*_) -> None:
+    pass
 
 
 def _transition_lists(c: Checker, e: dict, chart: Chart, at: datetime) -> None:
