@@ -11,6 +11,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
+from mar.units import MASS_TO_MG
+
 from ..timeline import US_PER_HOUR, day_bounds, days_between, local_day
 from ..totals import amounts
 from .model import Context
@@ -121,17 +123,22 @@ def day_orders(ctx: Context, day: Day) -> list[str]:
 
 
 def window_mme(ctx: Context, a: int, b: int) -> float:
-    """Opioid MME given in [a, b) (no factor: nothing). A tiered factor reads the window's
-    amount as a daily dose scaled to 24 h."""
+    """Opioid MME in [a, b) as a rate of use: infusions and PCA basal integrated, as-needed,
+    bolus and PCA demand doses as given, and scheduled orders at their ordered daily dose
+    spread over the time they were active and not held. Scheduled doses counted one by one
+    would make a 24-hour window hold two or three doses of a q8h order depending on where it
+    starts: a +50 % "rise" out of nothing. No factor: nothing. A tiered factor reads the
+    window's amount as a daily dose scaled to 24 h."""
     doses, pieces = _opioid_inputs(ctx)
     mg: dict[tuple[str, str], list[float]] = defaultdict(list)
     for x in doses:
-        if a <= x.at < b:
+        if a <= x.at < b and x.kind != "scheduled":
             mg[(x.drug, x.route)].append(x.mg)
-    for s in pieces:
-        lo, hi = max(s.start, a), min(s.end if s.end is not None else ctx.until, b)
-        if lo < hi and s.mg_per_h:
-            mg[(s.drug, s.route)].append(s.mg_per_h * (hi - lo) / US_PER_HOUR)
+    for start, end, drug, route, mg_per_h in [*((s.start, s.end, s.drug, s.route, s.mg_per_h) for s in pieces),
+                                              *_scheduled_pieces(ctx)]:
+        lo, hi = max(start, a), min(end if end is not None else ctx.until, b)
+        if lo < hi and mg_per_h:
+            mg[(drug, route)].append(mg_per_h * (hi - lo) / US_PER_HOUR)
     hours = (b - a) / US_PER_HOUR
     total = []
     for (drug, route), parts in mg.items():
@@ -140,3 +147,25 @@ def window_mme(ctx: Context, a: int, b: int) -> float:
         if mme is not None:
             total.append(mme)
     return math.fsum(total)
+
+
+def _scheduled_pieces(ctx: Context) -> list[tuple[int, int, str, str, float]]:
+    """(start, end, drug, route, mg/h) of scheduled opioid orders at their ordered daily dose."""
+    key = ("scheduled_pieces",)
+    if key in ctx._cache:
+        return ctx._cache[key]
+    out = []
+    for o in ctx.course.orders.values():
+        if o.form != "scheduled" or not ctx.is_opioid(o.drug):
+            continue
+        end = min(o.end if o.end is not None else ctx.until, ctx.until)
+        cuts = sorted({o.start, *(ch.at for ch in o.changes if o.start < ch.at < end)})
+        for lo, hi in zip(cuts, [*cuts[1:], end]):
+            state = o.state_at(lo)
+            freq = ctx.catalog.frequency(state.dosing["frequency"])
+            if state.held or hi <= lo or freq is None or not freq.per_day:
+                continue
+            dose = state.dosing["dose"]
+            out.append((lo, hi, o.drug, state.route, dose["value"] * MASS_TO_MG[dose["unit"]] * freq.per_day / 24))
+    ctx._cache[key] = out
+    return out

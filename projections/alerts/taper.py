@@ -4,10 +4,13 @@ reference case: ketamine 27.5 -> 13.8 mcg/kg/h, then hydromorphone use up).
 Adjuvants: non-opioid drugs of the catalog classes in `classes` (default NMDA antagonists:
 ketamine, memantine). A reduction is a change of an adjuvant order to a lower rate (mg/h at
 the weight of that instant) or a lower daily dose, a hold, or a discontinuation. Opioid use
-(MME, all opioids) in the `window_hours` after the reduction is compared with the same
+(MME, all opioids; scheduled orders at their ordered daily dose, see
+`opioid_use.window_mme`) in the `window_hours` after the reduction is compared with the same
 length before it, as MME per hour so that a window cut short by the end of the record, an
 admission or death still compares like with like (each side needs `min_hours`). Raised
-when use after is more than `rise_percent` above use before, at the reduction.
+when use after is more than `rise_percent` above use before, at the reduction. Further
+reductions of the same order within the window are the same episode: they join the alert's
+evidence instead of raising their own.
 """
 from __future__ import annotations
 
@@ -23,14 +26,21 @@ RULE = "adjuvant_taper"
 
 def check(ctx: Context) -> list[Alert]:
     rule = ctx.settings.rule(RULE)
+    window = int(rule["window_hours"] * US_PER_HOUR)
     out = []
     for order in sorted(ctx.course.orders.values(), key=lambda o: (o.start, o.seq)):
         if ctx.is_opioid(order.drug) or not ctx.in_class(order.drug, rule["classes"]):
             continue
+        last: Alert | None = None
         for ch, before, after, unit in reductions(ctx, order):
+            if last is not None and ch.at - last.at < window:
+                # one failed taper, one alert: later steps of the same episode join its evidence
+                last.evidence.append(ch.event_id)
+                continue
             alert = _compare(ctx, rule, order, ch, before, after, unit)
             if alert is not None:
                 out.append(alert)
+                last = alert
     return out
 
 
@@ -87,8 +97,12 @@ def _compare(ctx: Context, rule: dict, order: Order, ch: Change, before: float, 
     if per_h_before <= 0 or per_h_after <= per_h_before * (1 + rule["rise_percent"] / 100):
         return None
     rise = (per_h_after / per_h_before - 1) * 100
-    what = "stopped" if after == 0 and ch.kind == "discontinued" else "held" if ch.kind == "held" else \
-        f"reduced from {before:.3g} to {after:.3g} {unit}"
+    if ch.kind in ("discontinued", "held"):
+        what = "stopped" if ch.kind == "discontinued" else "held"
+    elif after == 0:
+        what = f"set to 0 (stopped) from {before:.3g} {unit}"
+    else:
+        what = f"reduced from {before:.3g} to {after:.3g} {unit}"
     why = f" ({ch.reason})" if ch.reason else ""
     msg = (f"{order.drug} {order.route} (order {order.order_id}) {what} at {ctx.local(t)}{why}; opioid use "
            f"then rose {rise:.0f}%: {per_h_after * 24:,.0f} MME per 24 h in the {_hours(end - t)} after, "

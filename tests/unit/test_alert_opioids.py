@@ -131,3 +131,32 @@ def test_no_rise_or_too_short_a_record_after_the_reduction_is_no_alert():
     small = patient_alerts(taper_events("2007-10-16T14:00:00-07:00"),
                            settings=only("adjuvant_taper", adjuvant_taper={"rise_percent": 95}))
     assert small == []
+
+
+def test_scheduled_opioid_doses_count_at_their_ordered_rate_not_one_by_one():
+    """Methadone 10 mg q8h with a dose missed the day before a ketamine reduction: counted dose
+    by dose the 24 h before hold 2 doses and the 24 h after 3 (+50 %), a rise out of nothing."""
+    events = [registered(), weight("2007-10-14T08:00:00-07:00", 91), admitted("2007-10-14T09:00:00-07:00"),
+              order("2007-10-14T09:30:00-07:00", "met", "methadone", "po", scheduled(10, "q8h")),
+              order("2007-10-14T09:30:00-07:00", "ket", "ketamine", "iv", infusion(55, "mcg/kg/h"))]
+    for day in (14, 15, 16, 17):
+        for hour in ("06", "14", "22"):
+            if (day, hour) != (15, "22") and (day, hour) != (14, "06"):
+                events.append(given(f"2007-10-{day}T{hour}:00:00-07:00", "met", 10, route="po", kind="scheduled"))
+    events.append(ev("order_changed", "2007-10-16T12:00:00-07:00", order_id="ket", rate=mg(27.5, "mcg/kg/h"),
+                     reason="taper"))
+    assert patient_alerts(events, settings=only("adjuvant_taper")) == []
+    # a raised methadone order is a rise all the same: before, 30 mg/day x 4.7 = 141 MME; after,
+    # 1 h at 30 mg/day + 23 h at 60 mg/day = 1.25 + 57.5 = 58.75 mg x 4.7 = 276.1 MME (+96 %)
+    events.append(ev("order_changed", "2007-10-16T13:00:00-07:00", order_id="met", dose=mg(20), reason="pain"))
+    [a] = patient_alerts(events, settings=only("adjuvant_taper"))
+    assert "opioid use then rose 96%: 276 MME per 24 h in the 24 h after, against 141 in the 24 h before" \
+        in a.message
+
+
+def test_further_steps_of_one_taper_join_the_first_alert():
+    events = taper_events("2007-10-16T14:00:00-07:00")
+    events.insert(-1, ev("order_changed", "2007-10-16T18:00:00-07:00", order_id="ket", rate=mg(13.8, "mcg/kg/h"),
+                         reason="taper", event_id="taper-2"))
+    [a] = patient_alerts(events, settings=only("adjuvant_taper"))
+    assert a.evidence == ["taper-1", "o-ket", "hm-up", "taper-2"]
