@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 
 from mar.catalog import Catalog, default_catalog
 from mar.errors import MarError
-from mar.fhir_mme import PrescribedLine, prescribed_line_from_listed, prescribed_lines_from_bundle
-from mar.units import rate_to_mg_per_h, is_weight_based
+from mar.units import is_weight_based, rate_to_mg_per_h, to_mg
 
 from .mme import MmeTable, load_table
 
@@ -130,12 +129,61 @@ def _row_text(r: MmeRow) -> str:
             f"= {show(r.mme)} MME/day")
 
 
+# --- what an order prescribes ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """What one order or list line prescribes, in mg (the fields of mar.fhir_mme.PrescribedLine,
+    which gives the same for FHIR MedicationRequests)."""
+
+    drug: str
+    route: str
+    as_needed: bool
+    source: str
+    dose_mg: float | None = None  # one dose (a PCA: the demand dose)
+    frequency: str | None = None
+    doses_per_day: float | None = None  # as needed and PCA: the most the interval or lockout allows
+    max_daily_mg: float | None = None  # as needed: the order's daily maximum; PCA: its limit per day
+    rate: dict | None = None  # infusion rate or PCA basal rate, as ordered
+    rate_mg_per_h: float | None = None  # None when weight-based
+    order_id: str | None = None
+
+
+def order_line(drug: str, route: str, d: dict, order_id: str | None, source: str, catalog: Catalog) -> OrderLine:
+    if d["form"] == "infusion":
+        return OrderLine(drug, route, False, source, rate=d["rate"], rate_mg_per_h=_mg_per_h(d["rate"]),
+                         order_id=order_id)
+    if d["form"] == "pca":
+        cap = to_mg(d["limit"]["value"], d["limit"]["unit"]) * 24 / d["limit_hours"] if d.get("limit") else None
+        return OrderLine(drug, route, True, source, to_mg(d["demand_dose"]["value"], d["demand_dose"]["unit"]),
+                         None, 24 * 60 / d["lockout_minutes"], cap, d.get("basal_rate"),
+                         _mg_per_h(d.get("basal_rate")), order_id)
+    as_needed = d["form"] == "as_needed"
+    freq = catalog.frequency(d["frequency"])
+    if freq is None:
+        per_day = None
+    elif as_needed and freq.min_interval_hours:
+        per_day = 24 / freq.min_interval_hours
+    else:
+        per_day = freq.per_day
+    cap = to_mg(d["max_daily"]["value"], d["max_daily"]["unit"]) if d.get("max_daily") else None
+    return OrderLine(drug, route, as_needed, source, to_mg(d["dose"]["value"], d["dose"]["unit"]),
+                     freq.code if freq else d["frequency"], per_day, cap, order_id=order_id)
+
+
+def _mg_per_h(rate: dict | None) -> float | None:
+    if rate is None or is_weight_based(rate["unit"]):
+        return None
+    return rate_to_mg_per_h(rate["value"], rate["unit"], None)
+
+
 # --- the arithmetic ----------------------------------------------------------------------------
 
 
 @dataclass
 class _Part:
-    line: PrescribedLine
+    line: OrderLine
     text: str
     part: str
     as_needed: bool
@@ -144,7 +192,7 @@ class _Part:
     basis: str
 
 
-def prescribed_mme(entries: list[tuple[PrescribedLine, str]], table: MmeTable, catalog: Catalog,
+def prescribed_mme(entries: list[tuple[OrderLine, str]], table: MmeTable, catalog: Catalog,
                    weight_kg: float | None, patient_id: str, at: str | None, source: str) -> PrescribedMme:
     """entries: (line, text shown for it). Opioids only get MME; the rest are named apart."""
     result = PrescribedMme(patient_id, at, source, table)
@@ -180,7 +228,7 @@ def prescribed_mme(entries: list[tuple[PrescribedLine, str]], table: MmeTable, c
     return result
 
 
-def _parts(line: PrescribedLine, text: str, weight_kg: float | None, per: str) -> tuple[list[_Part], str | None]:
+def _parts(line: OrderLine, text: str, weight_kg: float | None, per: str) -> tuple[list[_Part], str | None]:
     """The per-day amounts of one order: (parts, problem)."""
     if line.rate is not None:
         mg_h = line.rate_mg_per_h
@@ -214,7 +262,7 @@ def _parts(line: PrescribedLine, text: str, weight_kg: float | None, per: str) -
                   f"{line.dose_mg:g} mg x {line.doses_per_day:g} doses/day")], None
 
 
-def _as_needed(line: PrescribedLine, text: str) -> tuple[list[_Part], str | None]:
+def _as_needed(line: OrderLine, text: str) -> tuple[list[_Part], str | None]:
     by_frequency = line.dose_mg * line.doses_per_day if line.doses_per_day is not None else None
     cap = line.max_daily_mg
     if by_frequency is None and cap is None:
@@ -225,7 +273,7 @@ def _as_needed(line: PrescribedLine, text: str) -> tuple[list[_Part], str | None
                   f"{line.dose_mg:g} mg x {line.doses_per_day:g} doses/day at most")], None
 
 
-def _demand(line: PrescribedLine, basal_day: float) -> tuple[float, str]:
+def _demand(line: OrderLine, basal_day: float) -> tuple[float, str]:
     most = line.dose_mg * (line.doses_per_day or 0)
     basis = f"demand {line.dose_mg:g} mg x {line.doses_per_day:g} (one per lockout)"
     if line.max_daily_mg is not None and basal_day + most > line.max_daily_mg:
@@ -236,22 +284,28 @@ def _demand(line: PrescribedLine, basal_day: float) -> tuple[float, str]:
 # --- sources ----------------------------------------------------------------------------------
 
 
-def from_items(items, catalog: Catalog) -> list[tuple[PrescribedLine, str]]:
+def from_items(items, catalog: Catalog) -> list[tuple[OrderLine, str]]:
     """Entries from reconciliation Items (orders as they stood, list lines)."""
     from .reconcile.items import dosing_text
 
+    return [(order_line(item.drug, item.route, item.dosing, item.order_id, item.source, catalog),
+             dosing_text(item, catalog)) for item in items]
+
+
+def from_bundle(path, catalog: Catalog) -> list[tuple[OrderLine, str]]:
+    """Entries from a FHIR Bundle of MedicationRequests (mar.fhir_mme reads them)."""
+    from mar.fhir_mme import prescribed_lines_from_bundle
+
     out = []
-    for item in items:
-        listed = {"drug": item.drug, "route": item.route, "dosing": item.dosing, "order_id": item.order_id}
-        out.append((prescribed_line_from_listed(listed, catalog, item.source), dosing_text(item, catalog)))
+    for p in prescribed_lines_from_bundle(path, catalog=catalog):
+        line = OrderLine(p.drug, p.route, p.as_needed, p.source, p.dose_mg, p.frequency, p.doses_per_day,
+                         p.max_daily_mg, p.rate, p.rate_mg_per_h, p.order_id)
+        out.append((line, line_text(p)))
     return out
 
 
-def from_bundle(path, catalog: Catalog) -> list[tuple[PrescribedLine, str]]:
-    return [(line, line_text(line)) for line in prescribed_lines_from_bundle(path, catalog=catalog)]
-
-
-def line_text(line: PrescribedLine) -> str:
+def line_text(line) -> str:
+    """A FHIR prescribed line (mar.fhir_mme.PrescribedLine) as a short text."""
     if line.rate is not None:
         return f"{line.route} {line.rate['value']:g} {line.rate['unit']}"
     dose = f"{line.dose_mg:g} mg" if line.dose_mg is not None else "?"

@@ -204,3 +204,20 @@ def test_the_hl7_example_with_an_rxnorm_code_and_a_strength():
     out = prescribed_mme(from_bundle(bundle([r], r5=False), CAT), load_table(), CAT, None, "p-1", None, "b").to_json()
     assert (out["scheduled_mme"], out["as_needed_max_mme"]) == (0, 90)
     assert out["lines"][0]["basis"] == "10 mg x 6 doses/day at most"
+
+
+@pytest.mark.parametrize("dosing,route", [
+    (sched(40, "tid"), "po"), (prn(30, "q4h"), "po"), (prn(5, "q4h", max_daily=20), "po"),
+    (rate(25, "mcg/h"), "td"), (rate(0.01, "mg/kg/h"), "iv"), (pca(8, 4).dosing, "iv"), (sched(10, "once"), "po"),
+])
+def test_mar_lines_read_as_the_fhir_extraction_reads_them(dosing, route):
+    """The MME of a mar line and of the same line read by mar.fhir_mme use the same amounts."""
+    from mar.fhir_mme import prescribed_line_from_listed
+    from projections.prescribed_mme import order_line
+
+    drug = "hydromorphone" if dosing["form"] == "pca" else "fentanyl" if route == "td" else "oxycodone"
+    ours = order_line(drug, route, dosing, "o-1", "order", CAT)
+    theirs = prescribed_line_from_listed({"drug": drug, "route": route, "dosing": dosing, "order_id": "o-1"}, CAT,
+                                         "order")
+    for name in ("as_needed", "dose_mg", "doses_per_day", "max_daily_mg", "rate", "rate_mg_per_h", "order_id"):
+        assert getattr(ours, name) == getattr(theirs, name), name
