@@ -259,6 +259,9 @@ def build_course(events: Iterable[dict], known_at: int | None = None,
         handler = _HANDLERS.get(e["type"])
         if handler is not None:
             handler(folder, t, seq, e)
+    # A dose's drug is its order's as finally known, whatever the clinical order of facts.
+    course.administrations = [administration(t, seq, e, course.drug_of(e["order_id"]))
+                              for t, seq, e in folder.doses]
     course.segments = segments_of(course)
     return course
 
@@ -266,14 +269,17 @@ def build_course(events: Iterable[dict], known_at: int | None = None,
 class _Folder:
     def __init__(self, course: Course):
         self.c = course
+        self.doses: list[tuple[int, int, dict]] = []
 
     def remember_voided(self, t: int, seq: int, e: dict) -> None:
         if e["type"] == "medication_ordered":
             self.c.voided_orders[e["order_id"]] = _new_order(t, seq, e)
 
     def end_orders(self, t: int, kind: str, event_id: str, keep: set[str] = frozenset()) -> None:
+        # An order written at the very instant of a transition belongs to the new stay
+        # (as the write side's chart reads it).
         for o in self.c.orders.values():
-            if o.end is None and o.order_id not in keep:
+            if o.end is None and o.start < t and o.order_id not in keep:
                 o.end, o.ended_by, o.end_event_id = t, kind, event_id
 
     def end_listed(self, t: int, kind: str) -> None:
@@ -328,7 +334,7 @@ def _order_event(f: _Folder, t, seq, e) -> None:
 def _transition(f: _Folder, t, seq, e) -> None:
     kind = e["type"]
     c = f.c
-    before = [o.order_id for o in c.orders.values() if o.end is None]
+    before = [o.order_id for o in c.orders.values() if o.end is None and o.start < t]
     listed_before = [x for x in c.listed if x.end is None]
     c.transitions.append(Transition(kind, t, e["event_id"], e, before, listed_before))
     if kind in ENDING_TRANSITIONS:
@@ -353,8 +359,7 @@ def _died(f: _Folder, t, seq, e) -> None:
 
 
 def _dose_given(f: _Folder, t, seq, e) -> None:
-    drug = f.c.drug_of(e["order_id"])
-    f.c.administrations.append(administration(t, seq, e, drug))
+    f.doses.append((t, seq, e))
 
 
 def administration(t: int, seq: int, e: dict, drug: str | None) -> Administration:

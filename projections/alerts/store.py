@@ -18,7 +18,10 @@ so whenever they were computed they are the same (a full rebuild gives the same 
 """
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
 
 import orjson
 
@@ -35,8 +38,6 @@ from .config import default_rules
 from .engine import by_urgency, patient_alerts
 from .model import Alert
 
-# Bump when a rule's code changes what it raises: stored rows are then recomputed.
-RULES_CODE_VERSION = 1
 STATUSES = ("open", "acknowledged", "all")
 COLUMNS = ("patient_id", "id", "rule", "severity", "drug", "at", "at_us", "message", "evidence", "status",
            "acknowledged")
@@ -60,10 +61,22 @@ def ensure_tables(db) -> None:
 
 
 def fingerprint() -> str:
+    """What stored rows depend on besides the events: the rules' code, their settings, the
+    catalog and the MME table. Any change and the rows are recomputed on next read."""
     settings = default_rules()
     table = settings.rule(mme_rules.THRESHOLD)["mme_table"]
-    return (f"v{RULES_CODE_VERSION}:{settings.fingerprint}:{default_catalog().edition}:"
-            f"{load_table(table).label}")
+    return f"{_code_digest()}:{settings.fingerprint}:{default_catalog().edition}:{load_table(table).label}"
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """A digest of the rule modules (and the course model they read), so that a new version
+    of mar never answers from rows an older one computed."""
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for path in sorted([*here.glob("*.py"), here.parent / "course.py", here.parent / "totals.py"]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def refresh(db, patient_ids: list[str] | None = None) -> int:

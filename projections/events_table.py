@@ -1,0 +1,64 @@
+"""The `events` read model: every stored event, one row each, findable by patient.
+
+Beside the JSON (`data`) it keeps the columns people filter on (type, clinical and recorded
+time, order) and `structural`: 1 for the events that shape orders, rate segments and lists
+(plus corrections), so that a patient's course can be refolded without reading their doses.
+"""
+from __future__ import annotations
+
+import orjson
+import sqlite_utils
+
+from .course import STRUCTURAL
+from .runner import Batch, Projection
+from .timeline import instant
+
+COLUMNS = ("position", "patient_id", "event_id", "type", "effective_at", "effective_us", "recorded_at",
+           "recorded_us", "recorded_by", "order_id", "structural", "data")
+REFOLDED = STRUCTURAL | {"entered_in_error"}
+
+
+class EventsProjection(Projection):
+    name = "events"
+    version = 1
+    tables = ("events",)
+
+    def create(self, db: sqlite_utils.Database) -> None:
+        db["events"].create({
+            "position": int, "patient_id": str, "event_id": str, "type": str,
+            "effective_at": str, "effective_us": int, "recorded_at": str, "recorded_us": int,
+            "recorded_by": str, "order_id": str, "structural": int, "data": str,
+        }, pk="position")
+        db["events"].create_index(["patient_id", "structural", "position"], index_name="events_by_patient")
+
+    def apply(self, db: sqlite_utils.Database, batch: Batch) -> None:
+        db.conn.executemany(
+            f"INSERT INTO events ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))})",
+            [row(pos, e) for pos, e in batch.events],
+        )
+
+
+def row(pos: int, e: dict) -> tuple:
+    return (pos, e["patient_id"], e["event_id"], e["type"], e["effective_at"], instant(e["effective_at"]),
+            e["recorded_at"], instant(e["recorded_at"]), e.get("recorded_by"), e.get("order_id"),
+            1 if e["type"] in REFOLDED else 0, orjson.dumps(e).decode())
+
+
+def patient_events(db: sqlite_utils.Database, patient_id: str, upto: int | None = None,
+                   structural_only: bool = False) -> list[dict]:
+    """One patient's events in store order, as stored dicts."""
+    sql = "SELECT data FROM events WHERE patient_id = ?"
+    params: list = [patient_id]
+    if structural_only:
+        sql += " AND structural = 1"
+    if upto is not None:
+        sql += " AND position <= ?"
+        params.append(upto)
+    sql += " ORDER BY position"
+    loads = orjson.loads
+    return [loads(r[0]) for r in db.execute(sql, params).fetchall()]
+
+
+def has_events_before(db: sqlite_utils.Database, patient_id: str, position: int) -> bool:
+    return db.execute("SELECT 1 FROM events WHERE patient_id = ? AND position < ? LIMIT 1",
+                      (patient_id, position)).fetchone() is not None

@@ -1,0 +1,224 @@
+"""The projection runner: read models in their own SQLite database, kept up to date from the store.
+
+The database (default: next to the store, `X.db` -> `X.projections.db`, or MAR_PROJECTIONS)
+is created with sqlite-utils and readable by sqlite-utils and datasette. Each projection
+owns its tables and one row of `_projections` (name, position, version). A batch of events
+is applied to a projection and its position moved in one transaction, so a crash never
+applies an event twice or skips one. Writers serialise on `BEGIN IMMEDIATE` and re-read the
+positions inside the transaction, so two read commands catching up at once do the work once.
+
+Adding a projection: subclass `Projection` (name, version, `create`, `apply`) and append an
+instance to `PROJECTIONS` (or pass `projections=` to Runner). Projections run in list order
+inside the same transaction; a later one may use the `Batch.changes` an earlier one left
+(the medication projection records the patients and local days it recomputed). Bump
+`version` when a projection's tables or meaning change: it is rebuilt on next open.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import sqlite_utils
+
+from mar.errors import MarError
+from mar.store import EventStore
+
+BATCH = 50_000
+
+
+class ProjectionError(MarError):
+    pass
+
+
+@dataclass
+class Batch:
+    """Events (position, stored dict) for one projection, and what earlier projections changed."""
+
+    events: list[tuple[int, dict]]
+    first: int  # first position of the batch
+    upto: int  # last position of the batch: reads of derived tables must not look past it
+    changes: dict = field(default_factory=dict)
+
+
+class Projection:
+    name: str = ""
+    version: int = 1
+    tables: tuple[str, ...] = ()
+
+    def create(self, db: sqlite_utils.Database) -> None:
+        raise NotImplementedError
+
+    def apply(self, db: sqlite_utils.Database, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def drop(self, db: sqlite_utils.Database) -> None:
+        for view in getattr(self, "views", ()):
+            db.execute(f"DROP VIEW IF EXISTS [{view}]")
+        for table in self.tables:
+            db.execute(f"DROP TABLE IF EXISTS [{table}]")
+
+
+def projections_path(store_url: str) -> str:
+    """Where the read models live for a store: MAR_PROJECTIONS, else beside the store file."""
+    explicit = os.environ.get("MAR_PROJECTIONS")
+    if explicit:
+        return explicit
+    path = store_url[len("sqlite:///"):] if store_url.startswith("sqlite:///") else store_url
+    if "://" in path:
+        raise ProjectionError(f"the store {store_url} is not a file: set MAR_PROJECTIONS to the read-model database")
+    if path == ":memory:" or path.startswith("file::memory:"):
+        return ":memory:"
+    p = Path(path)
+    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
+    return str(p.with_name(f"{stem}.projections.db"))
+
+
+def default_projections() -> list[Projection]:
+    from .events_table import EventsProjection
+    from .medication import MedicationProjection
+
+    found: list[Projection] = [EventsProjection(), MedicationProjection()]
+    for extra in EXTRA_PROJECTIONS:
+        found.append(extra())
+    return found
+
+
+# Other modules register projection classes here (e.g. alerts); they run after the built-in ones.
+EXTRA_PROJECTIONS: list[type[Projection]] = []
+
+
+class Runner:
+    """Keeps the read-model database of one store up to date."""
+
+    def __init__(self, store: EventStore, path: str | None = None,
+                 projections: Sequence[Projection] | None = None, batch_size: int = BATCH):
+        self.store = store
+        self.path = path or projections_path(store.url)
+        self.projections = list(projections) if projections is not None else default_projections()
+        self.batch_size = batch_size
+        self.db = self._open()
+
+    # --- the database -----------------------------------------------------------------
+
+    def _open(self) -> sqlite_utils.Database:
+        if self.path != ":memory:":
+            p = Path(self.path)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if not p.exists():
+                os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db = sqlite_utils.Database(conn)
+            if self.path != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA temp_store=MEMORY")
+            db.execute("PRAGMA cache_size=-65536")
+        except sqlite3.DatabaseError as exc:
+            raise ProjectionError(f"cannot open the read-model database {self.path}: {exc}") from exc
+        self._prepare(db)
+        return db
+
+    def _prepare(self, db: sqlite_utils.Database) -> None:
+        with _write(db):
+            if "_projections" not in db.table_names():
+                db["_projections"].create({"name": str, "position": int, "version": int, "updated_at": str},
+                                          pk="name")
+            rows = {r["name"]: r for r in db["_projections"].rows}
+            for p in self.projections:
+                row = rows.get(p.name)
+                if row is None or row["version"] != p.version:
+                    self._reset(db, p)
+
+    def _reset(self, db: sqlite_utils.Database, p: Projection) -> None:
+        p.drop(db)
+        p.create(db)
+        db.execute("INSERT OR REPLACE INTO _projections (name, position, version, updated_at) VALUES (?,?,?,?)",
+                   (p.name, 0, p.version, _now()))
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def positions(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT name, position FROM _projections").fetchall()}
+
+    # --- catching up --------------------------------------------------------------------
+
+    def catch_up(self, upto: int | None = None) -> int:
+        """Apply every stored event not yet projected (up to position `upto`). Returns how many."""
+        target = self.store.max_position() if upto is None else upto
+        done = 0
+        while True:
+            with _write(self.db):
+                positions = self._positions_checked(target)
+                low = min(positions.values(), default=target)
+                if low >= target:
+                    return done
+                events = self.store.read_all(low, min(self.batch_size, target - low), stop=target)
+                if not events:
+                    return done
+                self._apply(events, positions)
+                done += len(events)
+
+    def rebuild(self) -> int:
+        """Drop every read model and project the whole store again."""
+        with _write(self.db):
+            for p in self.projections:
+                self._reset(self.db, p)
+        return self.catch_up()
+
+    def _positions_checked(self, target: int) -> dict[str, int]:
+        positions = {r[0]: r[1] for r in self.db.execute("SELECT name, position FROM _projections").fetchall()}
+        ahead = [name for name, pos in positions.items() if pos > self.store.max_position()]
+        if ahead:
+            # The store is not the one these read models came from (replaced or restored):
+            # they are derived data, so start them again rather than answer from them.
+            for p in self.projections:
+                self._reset(self.db, p)
+            positions = {p.name: 0 for p in self.projections}
+        return {p.name: positions[p.name] for p in self.projections}
+
+    def _apply(self, events: list[tuple[int, dict]], positions: dict[str, int]) -> None:
+        first, last = events[0][0], events[-1][0]
+        changes: dict = {}
+        for p in self.projections:
+            mine = [e for e in events if e[0] > positions[p.name]]
+            if not mine:
+                continue
+            p.apply(self.db, Batch(mine, mine[0][0], last, changes))
+            self.db.execute("UPDATE _projections SET position=?, updated_at=? WHERE name=?",
+                            (last, _now(), p.name))
+
+
+class _write:
+    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on any error): one writer at a time."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind, exc, tb):
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def chunks(items: Sequence, size: int = 500) -> Iterable[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
