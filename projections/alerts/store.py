@@ -31,7 +31,7 @@ from mar.store import EventStore
 
 from ..events_table import patient_events
 from ..mme import load_table
-from ..runner import Runner
+from ..runner import Runner, chunks
 from ..timeline import parse_time, zone
 from . import mme as mme_rules
 from .config import default_rules
@@ -84,17 +84,22 @@ def refresh(db, patient_ids: list[str] | None = None) -> int:
     ensure_tables(db)
     want = fingerprint()
     done = 0
-    for patient_id in _stale(db, patient_ids, want):
+    for part in chunks(_stale(db, patient_ids, want), CHUNK):
         with _write(db):
-            # Another reader may have done it while we waited for the lock.
-            if not _stale(db, [patient_id], want):
-                continue
-            _recompute(db, patient_id, want)
-            done += 1
+            # Another reader may have done some while we waited for the lock.
+            for patient_id, head in _stale_heads(db, list(part), want).items():
+                _recompute(db, patient_id, head, want)
+                done += 1
     return done
 
 
+# Patients recomputed per write transaction: fewer commits, yet the write lock is held well
+# under a second, so other readers catching up are not kept waiting long.
+CHUNK = 50
+
+
 def _heads(db, patient_ids: list[str] | None) -> dict[str, tuple[int, int]]:
+    """Per patient, the (latest position, count) of their events in the `events` read model."""
     if patient_ids is None:
         rows = db.execute("SELECT patient_id, MAX(position), COUNT(*) FROM events GROUP BY patient_id").fetchall()
     else:
@@ -103,23 +108,32 @@ def _heads(db, patient_ids: list[str] | None) -> dict[str, tuple[int, int]]:
     return {r[0]: (r[1], r[2]) for r in rows if r[2]}
 
 
-def _stale(db, patient_ids: list[str] | None, want: str) -> list[str]:
+def _stale_heads(db, patient_ids: list[str] | None, want: str) -> dict[str, tuple[int, int]]:
     heads = _heads(db, patient_ids)
-    state = {r[0]: (r[1], r[2], r[3]) for r in db.execute("SELECT patient_id, position, events, fingerprint "
-                                                         "FROM alert_state").fetchall()}
-    return sorted(p for p, head in heads.items() if state.get(p) != (*head, want))
+    sql = "SELECT patient_id, position, events, fingerprint FROM alert_state"
+    if patient_ids is None:
+        rows = db.execute(sql).fetchall()
+    else:
+        rows = []
+        for part in chunks(patient_ids, 500):
+            rows += db.execute(f"{sql} WHERE patient_id IN ({','.join('?' * len(part))})", list(part)).fetchall()
+    state = {r[0]: (r[1], r[2], r[3]) for r in rows}
+    return {p: head for p, head in sorted(heads.items()) if state.get(p) != (*head, want)}
 
 
-def _recompute(db, patient_id: str, want: str) -> None:
+def _stale(db, patient_ids: list[str] | None, want: str) -> list[str]:
+    return list(_stale_heads(db, patient_ids, want))
+
+
+def _recompute(db, patient_id: str, head: tuple[int, int], want: str) -> None:
     events = patient_events(db, patient_id)
     alerts = patient_alerts(events)
     tz = _tz(events)
     db.execute("DELETE FROM alerts WHERE patient_id = ?", (patient_id,))
     db.conn.executemany(f"INSERT INTO alerts ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))})",
                         [_row(a, tz) for a in alerts])
-    position, count = _heads(db, [patient_id])[patient_id]
     db.execute("INSERT OR REPLACE INTO alert_state VALUES (?,?,?,?,?)",
-               (patient_id, position, count, want, datetime.now(timezone.utc).isoformat(timespec="seconds")))
+               (patient_id, *head, want, datetime.now(timezone.utc).isoformat(timespec="seconds")))
 
 
 def _row(a: Alert, tz) -> tuple:
