@@ -215,3 +215,19 @@ def test_plot_refuses_a_range_backwards(runner, ref_db, tmp_path):
     assert (result.exit_code, result.output) == (1, "Error: --to 2007-10-01 is before --from 2007-11-01\n")
     result = runner.invoke(cli, ["--db", ref_db, "plot", "ref-001", "-o", str(tmp_path / "x.png"), "--from", "Nov 1"])
     assert (result.exit_code, result.output) == (1, "Error: --from='Nov 1': give a local day as YYYY-MM-DD\n")
+
+
+def test_a_new_event_raises_its_alert_on_the_next_read_and_settings_changes_recompute(runner, db, tmp_path,
+                                                                                      monkeypatch):
+    assert len(alerts_json(runner, db, "p-1")) == 2  # rows stored now
+    dose = {"type": "dose_given", "patient_id": "p-1", "effective_at": "2007-10-15T11:00:00-07:00",
+            "order_id": "lz-1", "dose": {"value": 1, "unit": "mg"}, "route": "iv", "kind": "as_needed"}
+    for at in ("2007-10-15T11:00:00-07:00", "2007-10-15T13:00:00-07:00"):
+        result = runner.invoke(cli, ["--db", db, "record", "--json", json.dumps({**dose, "effective_at": at})])
+        assert result.exit_code == 0, result.output
+    early = [a for a in alerts_json(runner, db, "p-1") if a["rule"] == "as_needed_too_soon"]
+    assert [(a["drug"], a["at"]) for a in early] == [("lorazepam", "2007-10-15T13:00:00-07:00")]
+    site = tmp_path / "rules.json"
+    site.write_text(json.dumps({"rules": {"as_needed_too_soon": {"tolerance_minutes": 250}}}))
+    monkeypatch.setenv("MAR_ALERT_RULES", str(site))
+    assert [a["rule"] for a in alerts_json(runner, db, "p-1")] == ["unreconciled_stop", "opioid_benzodiazepine"]
