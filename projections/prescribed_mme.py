@@ -323,8 +323,7 @@ def mme_for_patient(store, patient_id: str, at: str | None = None, list_path: st
     from mar.errors import UnknownPatient
 
     from .reconcile import load_patient, read_list
-    from .reconcile.items import from_line, from_order
-    from .reconcile.lists import _listed_item
+    from .reconcile.items import from_line, from_listed, from_order
     from .timeline import iso
 
     catalog = default_catalog()
@@ -348,7 +347,7 @@ def mme_for_patient(store, patient_id: str, at: str | None = None, list_path: st
                               f"proposed list {list_path}")
     course = record.course
     items = [from_order(o, when) for o in sorted(course.active_orders(when), key=lambda o: (o.drug, o.start))]
-    items += [_listed_item(x) for x in course.active_listed(when)]
+    items += [from_listed(x) for x in course.active_listed(when)]
     return prescribed_mme(from_items(items, catalog), table, catalog, weight, patient_id, shown_at,
                           "active orders and listed medications")
 

@@ -24,8 +24,8 @@ from projections.totals import amounts, course_inputs
 
 from ..prescribed_mme import from_items, prescribed_mme
 from ..reconcile import NoTransition, PatientRecord, Reconciliation, reconcile
-from ..reconcile.items import Item, describe, dosing_text, from_order, mg, q, rate_key
-from ..reconcile.lists import NOUN, _listed_item
+from ..reconcile.items import Item, describe, dosing_text, from_listed, from_order, mg, q, rate_key
+from ..reconcile.lists import NOUN
 from .history import why_it_matters
 
 RECENT = 7 * 24 * US_PER_HOUR
@@ -55,7 +55,7 @@ def build_packet(record: PatientRecord, at: int | None = None, catalog: Catalog 
     else:
         recon = _admission_context(record, current, catalog)
         items = [from_order(o, at) for o in sorted(course.active_orders(at), key=lambda o: (o.drug, o.start))]
-        items += [_listed_item(x) for x in course.active_listed(at)]
+        items += [from_listed(x) for x in course.active_listed(at)]
         mode = "in hospital" if course.active_orders(at) else "outside hospital"
     status = {id(x.after): x for x in recon.lines if x.after is not None} if recon else {}
     omissions = _omission_history(record, at, catalog)

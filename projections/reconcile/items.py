@@ -51,6 +51,11 @@ def from_line(line: dict, source: str, event_id: str | None = None) -> Item:
                 line.get("order_id"), line.get("indication"), line.get("note"), None, event_id)
 
 
+def from_listed(x) -> Item:
+    """A line of a discharge list the patient is on (projections.course.Listed)."""
+    return Item(x.drug, x.route, x.dosing, x.source, x.order_id, x.indication, x.note, x.start, x.event_id)
+
+
 def from_home(e: dict) -> Item:
     return Item(e["drug"].strip().lower(), e["route"].strip().lower(), e["dosing"], "home list", None,
                 e.get("indication"), e.get("note"), None, e.get("event_id"))

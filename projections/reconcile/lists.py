@@ -24,7 +24,7 @@ from projections.course import Course, Transition
 from projections.timeline import US_PER_HOUR, instant
 
 from .compare import Line, RecentStop, compare
-from .items import Item, from_home, from_line, from_order, route_code
+from .items import Item, from_home, from_line, from_listed, from_order, route_code
 
 KINDS = {"admission": "admitted", "transfer": "transferred", "discharge": "discharged",
          "readmission": "readmitted"}
@@ -83,7 +83,7 @@ def proposed_sides(course: Course, lines: list[dict], decisions: list[dict], at:
         before = [from_order(o, at) for o in sorted(orders, key=_order_key)]
         before_label = "orders active now"
     else:
-        before = [_listed_item(x) for x in course.active_listed(at)]
+        before = [from_listed(x) for x in course.active_listed(at)]
         before_label = "medications listed at the last discharge" if before else "nothing active"
     after = [from_line(line, label) for line in lines]
     return Sides(kind, at, None, before, after, decisions, before_label, label, False,
@@ -160,7 +160,7 @@ def _home_list(course: Course, t: Transition, previous: Transition | None, windo
             latest[(e["drug"].strip().lower(), e["route"].strip().lower())] = e
     if latest:
         return [from_home(e) for e in latest.values()], "home list"
-    listed = [_listed_item(x) for x in t.active_listed_before]
+    listed = [from_listed(x) for x in t.active_listed_before]
     if listed:
         return listed, "list of the last discharge (no home list recorded since)"
     return [], "home list (none recorded)"
@@ -173,7 +173,7 @@ def _came_back_on(course: Course, t: Transition, catalog: Catalog) -> list[Item]
     away = [from_order(course.orders[oid], t.at - 1) for oid in t.active_orders_before if oid in course.orders]
     for item in away:
         item.source = "order charted while away"
-    sent = [_listed_item(x) for x in t.active_listed_before]
+    sent = [from_listed(x) for x in t.active_listed_before]
     merged: dict[tuple[str, str], Item] = {}
     for item in facility + away + sent:
         key = (item.drug, route_code(item.route, catalog))
@@ -184,10 +184,6 @@ def _came_back_on(course: Course, t: Transition, catalog: Catalog) -> list[Item]
         item.sources = [item.source]
         merged[key] = item
     return list(merged.values())
-
-
-def _listed_item(x) -> Item:
-    return Item(x.drug, x.route, x.dosing, x.source, x.order_id, x.indication, x.note, x.start, x.event_id)
 
 
 def still_missing(course: Course, discharge: Transition, catalog: Catalog) -> dict[str, tuple[int, Item]]:
