@@ -1,0 +1,166 @@
+"""What the read commands ask: the regimen at a time and the totals, after catching up.
+
+Every function first brings the read models up to the store (read-your-writes). Without
+`--at`/`--known-at`, totals come straight from the daily/hourly tables; with them, from the
+patient's course folded as at that clinical time or as known at that recorded time.
+Times given without a UTC offset are read in the patient's time zone; the answer always
+echoes the instant it used.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from mar.errors import MarError, UnknownPatient
+from mar.store import EventStore
+
+from . import report
+from .course import Course, build_course
+from .events_table import patient_events
+from .mme import load_table
+from .runner import Runner
+from .timeline import EPOCH, ONE_US, day_bounds, iso, parse_time, zone
+from .totals import Amount, amounts, course_inputs
+
+
+class BadQuery(MarError):
+    pass
+
+
+def caught_up(store: EventStore) -> Runner:
+    runner = Runner(store)
+    runner.catch_up()
+    return runner
+
+
+def patient_zone(runner: Runner, patient_id: str) -> ZoneInfo:
+    row = runner.db.execute("SELECT timezone FROM patients WHERE patient_id = ?", (patient_id,)).fetchone()
+    if row is None:
+        raise UnknownPatient(patient_id)
+    if row[0] is None:
+        raise BadQuery(f"patient {patient_id!r} has no registration (time zone) in the record")
+    return zone(row[0])
+
+
+def when(text: str | None, tz: ZoneInfo, option: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text, tz)
+    except ValueError:
+        raise BadQuery(f"{option}={text!r}: not an ISO 8601 time (for example 2007-11-14T12:00:00-08:00; "
+                       "without an offset it is read in the patient's time zone)") from None
+
+
+def day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadQuery(f"{option}={text!r}: not a date (YYYY-MM-DD, a local calendar day)") from None
+
+
+def now_us() -> int:
+    return (datetime.now(tz=EPOCH.tzinfo) - EPOCH) // ONE_US
+
+
+def course_of(runner: Runner, patient_id: str, known_at: int | None, structural_only: bool) -> Course:
+    events = patient_events(runner.db, patient_id, structural_only=structural_only)
+    return build_course(events, known_at=known_at, patient_id=patient_id)
+
+
+# --- regimen ------------------------------------------------------------------------------------
+
+
+def regimen_at(store: EventStore, patient_id: str, at: str | None = None, known_at: str | None = None) -> dict:
+    """Every active medication of the patient at clinical time `at` (default: now)."""
+    with caught_up(store) as runner:
+        tz = patient_zone(runner, patient_id)
+        at_us = when(at, tz, "--at")
+        known_us = when(known_at, tz, "--known-at")
+        course = course_of(runner, patient_id, known_us, structural_only=True)
+    result = report.regimen(course, now_us() if at_us is None else at_us, tz)
+    if known_us is not None:
+        result["known_at"] = iso(known_us, tz)
+    return result
+
+
+# --- totals -------------------------------------------------------------------------------------
+
+
+def totals_for(store: EventStore, patient_id: str, first: str | None = None, last: str | None = None,
+               by: str = "day", mme_table: str | None = None, at: str | None = None,
+               known_at: str | None = None) -> dict:
+    """Amounts per local day (or hour) and drug and route, with MME under the chosen table."""
+    if by not in ("day", "hour"):
+        raise BadQuery(f"--by={by!r}: use day or hour")
+    table = load_table(mme_table)
+    d0, d1 = day(first, "--from"), day(last, "--to")
+    if d0 and d1 and d1 < d0:
+        raise BadQuery(f"--to={last} is before --from={first}")
+    with caught_up(store) as runner:
+        tz = patient_zone(runner, patient_id)
+        at_us = when(at, tz, "--at")
+        known_us = when(known_at, tz, "--known-at")
+        if at_us is None and known_us is None:
+            days, hours, uncounted = _from_tables(runner, patient_id, tz, d0, d1, by)
+        else:
+            course = course_of(runner, patient_id, known_us, structural_only=False)
+            until = course.horizon if at_us is None else at_us
+            doses, pieces = course_inputs(course)
+            days = amounts(doses, pieces, tz, until, "day", d0, d1)
+            hours = amounts(doses, pieces, tz, until, "hour", d0, d1) if by == "hour" else None
+            uncounted = [_uncounted(s.order_id, s.drug, s.route, s.rate, s.rate_unit, s.start, s.end, tz)
+                         for s in course.segments if s.mg_per_h is None]
+    result = report.totals(patient_id, tz, days, table, hours)
+    result.update({"from": first, "to": last})
+    if at_us is not None:
+        result["at"] = iso(at_us, tz)
+    if known_us is not None:
+        result["known_at"] = iso(known_us, tz)
+    if uncounted:
+        result["uncounted"] = uncounted
+    return result
+
+
+def _from_tables(runner: Runner, patient_id: str, tz: ZoneInfo, d0: date | None, d1: date | None, by: str):
+    where, params = "patient_id = ?", [patient_id]
+    if d0:
+        where += " AND date >= ?"
+        params.append(d0.isoformat())
+    if d1:
+        where += " AND date <= ?"
+        params.append(d1.isoformat())
+    db = runner.db
+    days = [Amount(d, None, 0, day_bounds(date.fromisoformat(d), tz)[0], drug, route, mg)
+            for d, drug, route, mg in db.execute(
+                f"SELECT date, drug, route, amount_mg FROM daily_totals WHERE {where}", params).fetchall()]
+    hours = None
+    if by == "hour":
+        hours = [Amount(*row) for row in db.execute(
+            f"SELECT date, hour, fold, start_us, drug, route, amount_mg FROM hourly_totals WHERE {where}",
+            params).fetchall()]
+    uncounted = [_uncounted(*row, tz) for row in db.execute(
+        "SELECT order_id, drug, route, rate, rate_unit, start_us, end_us FROM rate_segments "
+        "WHERE patient_id = ? AND mg_per_h IS NULL ORDER BY start_us", (patient_id,)).fetchall()]
+    return days, hours, uncounted
+
+
+def _uncounted(order_id, drug, route, rate, unit, start, end, tz) -> dict:
+    return {"order_id": order_id, "drug": drug, "route": route, "rate": rate, "rate_unit": unit,
+            "from": iso(start, tz), "to": iso(end, tz),
+            "reason": "weight-based rate without a recorded weight: not counted (record the weight)"}
+
+
+def project(store: EventStore, rebuild: bool = False) -> dict:
+    """Catch the read models up (or rebuild them from zero); how many events, where, how fast."""
+    import time
+
+    t0 = time.perf_counter()
+    with Runner(store) as runner:
+        count = runner.rebuild() if rebuild else runner.catch_up()
+        positions = runner.positions()
+        path = runner.path
+    return {"events": count, "seconds": time.perf_counter() - t0, "path": path, "positions": positions,
+            "rebuilt": rebuild}
