@@ -105,9 +105,10 @@ def _left_off(p: dict) -> list[str]:
                 + (f'<div class="why"><b>why it matters:</b> {e("; ".join(x["why"]))}</div>' if x.get("why") else "")
                 + "</div>" for x in p["omitted"]]
         out.append("</div>")
-    out.append("<h2>Stopped at this transition (documented)</h2>")
-    out += [f"<div>{e(x['drug'])}: {e(x['before']['text'])} - {e(x['reason'])}</div>" for x in p["stopped"]] \
-        or ["<div>None.</div>"]
+    if p["mode"] == "transition":
+        out.append("<h2>Stopped at this transition (documented)</h2>")
+        out += [f"<div>{e(x['drug'])}: {e(x['before']['text'])} - {e(x['reason'])}</div>" for x in p["stopped"]] \
+            or ["<div>None.</div>"]
     out.append("<h2>Tapers in progress</h2>")
     out += [f"<div><b>{e(t['drug'])}</b> (order {e(t['order_id'])}): {e(t['text'])}</div>" for t in p["tapers"]] \
         or ["<div>None.</div>"]

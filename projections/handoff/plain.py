@@ -97,8 +97,9 @@ def to_text(p: dict) -> str:
             out.append(f"  {x['drug']}: {x['before']['text']} (order {x['before'].get('order_id')}) - ask the prescriber")
             if x.get("why"):
                 out.append(f"    why it matters: {'; '.join(x['why'])}")
-    out += ["", "STOPPED AT THIS TRANSITION (documented)"]
-    out += [f"  {x['drug']}: {x['before']['text']} - {x['reason']}" for x in p["stopped"]] or ["  none"]
+    if p["mode"] == "transition":
+        out += ["", "STOPPED AT THIS TRANSITION (documented)"]
+        out += [f"  {x['drug']}: {x['before']['text']} - {x['reason']}" for x in p["stopped"]] or ["  none"]
     out += ["", "CHANGES IN THE LAST 7 DAYS"]
     out += [f"  {c['at']}  {c['drug'] or '':<14} {c['change']}" + (f" ({c['reason']})" if c["reason"] else "")
             for c in p["changes_last_7_days"]] or ["  none"]
@@ -168,8 +169,9 @@ def to_markdown(p: dict) -> str:
         out += ["", "## Left off without a documented decision", ""]
         out += [f"- **{x['drug']}** {x['before']['text']} (order {x['before'].get('order_id')}): ask the prescriber."
                 + (f" Why it matters: {'; '.join(x['why'])}" if x.get("why") else "") for x in p["omitted"]]
-    out += ["", "## Stopped at this transition (documented)", ""]
-    out += [f"- {x['drug']}: {x['before']['text']}: {x['reason']}" for x in p["stopped"]] or ["None."]
+    if p["mode"] == "transition":
+        out += ["", "## Stopped at this transition (documented)", ""]
+        out += [f"- {x['drug']}: {x['before']['text']}: {x['reason']}" for x in p["stopped"]] or ["None."]
     out += ["", "## Changes in the last 7 days", ""]
     if p["changes_last_7_days"]:
         out += ["| when | drug | change | reason |", "|---|---|---|---|"]

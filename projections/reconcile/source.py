@@ -59,7 +59,7 @@ class PatientRecord:
                           "or without an offset in the patient's time zone)") from None
 
     def now(self) -> int:
-        return instant(datetime.now(timezone.utc).isoformat())
+        return instant(datetime.now(timezone.utc).replace(microsecond=0).isoformat())
 
 
 def load_patient(store, patient_id: str) -> PatientRecord:

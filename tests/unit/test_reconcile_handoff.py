@@ -136,3 +136,14 @@ def test_the_fhir_packet_reads_back_as_the_same_list():
     flags = [e["flag"]["coding"][0]["code"] for e in bundle["entry"][0]["resource"]["entry"]]
     assert flags == ["01", "01", "05"]  # unchanged, unchanged, ceased
     assert medication_list_from_bundle(bundle) == [m["line"] for m in p["medications"]]
+
+
+def test_a_patient_with_no_transition_and_no_order():
+    p = packet(STORY[:1], "2007-10-02T12:00")
+    assert (p["mode"], p["transition"], p["reconciliation"], p["medications"]) == ("outside hospital", None, None, [])
+    for fmt in ("text", "md", "html", "json", "fhir"):
+        out = render(p, fmt)
+        assert "topped at this transition" not in out, fmt
+    assert render(p, "text").splitlines()[:4] == [
+        "MEDICATION HANDOFF (OUTSIDE HOSPITAL)", "patient p-1; at 2007-10-02 12:00 (America/Los_Angeles)", "",
+        "Open alerts: none in the last 7 days or at this transition"]
