@@ -57,10 +57,12 @@ def reconcile(ctx, patient, at, kind, list_file, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def mme(settings, patient, at, list_file, table, as_json):
-    """Prescribed MME per day of PATIENT's orders (or of a proposed list): what the orders
-    allow, the way CDC's calculator reads prescriptions — scheduled dose x doses per day x
-    factor; as-needed orders at their maximum, shown apart; patches by their rate. The table
-    and its edition are named. Not what was given: that is administered MME (mar totals)."""
+    """Prescribed MME per day of PATIENT's orders or of a proposed list.
+
+    What the orders allow, the way CDC's calculator reads prescriptions: scheduled dose x
+    doses per day x factor; as-needed orders at their maximum, shown apart; patches by
+    their rate. The table and its edition are named. Not what was given: that is
+    administered MME (mar totals)."""
     from projections.prescribed_mme import mme_for_patient
 
     with settings.store() as store:
@@ -85,10 +87,12 @@ def mme(settings, patient, at, list_file, table, as_json):
 @click.option("--mme-table", metavar="NAME", help="MME conversion table (default cdc-2022).")
 @click.pass_obj
 def handoff(settings, patient, at, fmt, output, mme_table):
-    """The handoff packet for PATIENT: what a receiving nurse needs. Open alerts first,
-    then each medication with dose, route, frequency, indication, start, last dose and why
-    it matters; what was stopped or left out; changes of the last 7 days; tapers in
-    progress; administered MME per day and, apart, the prescribed MME of the list."""
+    """The handoff packet for PATIENT: what a receiving nurse needs.
+
+    Open alerts first, then each medication with dose, route, frequency, indication,
+    start, last dose and why it matters; what was stopped or left out; changes of the last
+    7 days; tapers in progress; administered MME per day and, apart, the prescribed MME of
+    the list."""
     from projections.handoff import handoff as make
 
     with settings.store() as store:
