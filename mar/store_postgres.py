@@ -16,7 +16,7 @@ import uuid
 from typing import Any, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -200,20 +200,41 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
     def _prefix(self) -> str:
         return self.events_table_name.removesuffix("_events")
 
+    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
+                              **kwargs: Any) -> None:
+        """The library's insert, split into statements of about a megabyte.
+
+        In pipeline mode (which the library uses here) psycopg 3.2 and 3.3 hang when one
+        statement carries more than several megabytes: the server waits in ClientRead
+        for the rest of the message, which is never flushed. Smaller statements in the
+        same transaction and pipeline do not hang and cost nothing measurable.
+        """
+        with curs.connection.cursor() as other:  # keep curs for the inserts' results only
+            self._lock_table(other)
+            self._notify_channel(other)
+        pg_events = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+                     for e in stored_events]
+        chunks = _chunks(pg_events, [len(e.state) + 64 for e in stored_events])
+        curs.executemany(self.insert_events_statement, [(c,) for c in chunks], returning=True)
+
     def _fetch_ids_after_insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
                                        *, mar_keys: Sequence[tuple[str, str]] | None = None,
                                        **kwargs: Any) -> Sequence[int] | None:
         # Called after the events insert succeeded, still holding the table lock.
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        ids = [row["notification_id"] for row in curs.fetchall()]
+        while curs.nextset():
+            ids += [row["notification_id"] for row in curs.fetchall()]
+        if len(ids) != len(stored_events):
+            raise ProgrammingError(f"got {len(ids)} notification ids for {len(stored_events)} events")
         if mar_keys is not None:
             prev = self._previous_links(curs, stored_events)
             rows = index_rows(stored_events, mar_keys, self.chain_key, lambda oid, v: prev.get((oid, v)))
             if rows:
-                columns = list(zip(*rows))
-                curs.execute(
+                chunks = _chunks(rows, [len(r[2]) + 220 for r in rows])
+                curs.executemany(
                     SQL("INSERT INTO {} SELECT * FROM unnest(%s::text[], %s::bigint[], "
                         "%s::text[], %s::text[], %s::text[])").format(self.index_table),
-                    [list(c) for c in columns],
+                    [[list(column) for column in zip(*chunk)] for chunk in chunks],
                 )
         return ids
 
@@ -267,6 +288,24 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
                     ).format(meta=self.meta_table, events=events),
                 (list(rows), list(rows.values())),
             )
+
+
+# Bytes per statement: far below the size at which pipelined statements hang.
+CHUNK_BYTES = 1 << 20
+
+
+def _chunks(items: list, sizes: list[int]) -> list[list]:
+    """Consecutive runs of items whose sizes add up to about CHUNK_BYTES at most."""
+    chunks, current, total = [], [], 0
+    for item, size in zip(items, sizes):
+        if current and total + size > CHUNK_BYTES:
+            chunks.append(current)
+            current, total = [], 0
+        current.append(item)
+        total += size
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _hex(oid) -> str:
