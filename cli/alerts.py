@@ -20,9 +20,9 @@ TIME_HELP = "ISO 8601; without a UTC offset, in the patient's time zone."
               "at, message, evidence, status, acknowledged}.")
 @click.pass_obj
 def alerts(settings, patient, status, at, known_at, as_json):
-    """Medication alerts of PATIENT (of every patient without one): open first, most severe first.
+    """Medication alerts of PATIENT (of every patient without one).
 
-    Rules and thresholds: docs/alerts.md (a site overrides them with MAR_ALERT_RULES=file.json).
+    Open alerts first, the most severe first. Rules and thresholds: docs/alerts.md (a site overrides them with MAR_ALERT_RULES=file.json).
     Each alert names the events that raised it; `mar ack` acknowledges one.
     """
     from projections.alerts.store import list_alerts
@@ -63,8 +63,10 @@ def alerts_text(found: list[dict], patient: str | None, status: str) -> list[str
 @click.option("--json", "as_json", is_flag=True, help="Print the acknowledged alert as JSON.")
 @click.pass_obj
 def ack(settings, alert, reason, as_json):
-    """Acknowledge ALERT (an id from `mar alerts`): records an alert_acknowledged event
-    with who (--user) and why (--reason); the alert then shows as acknowledged."""
+    """Acknowledge ALERT, an id from `mar alerts`.
+
+    Records an alert_acknowledged event with who (--user) and why (--reason); the alert
+    then shows as acknowledged. An unknown id is an error and nothing is written."""
     from projections.alerts.store import acknowledge
 
     with settings.store(write=True) as store:
@@ -84,8 +86,11 @@ def ack(settings, alert, reason, as_json):
 @click.option("--to", "last", metavar="DATE", help="Last local day (YYYY-MM-DD); default the last day charted.")
 @click.pass_obj
 def plot(settings, patient, output, first, last):
-    """Draw PATIENT's daily opioid use (per drug and in MME) against adjuvant infusion rates
-    (ketamine mg/h), with memantine doses and transitions of care marked, as a PNG."""
+    """Draw PATIENT's opioid use against adjuvant infusions, as a PNG.
+
+    Daily opioid use per drug (mg) and in MME against adjuvant infusion rates (ketamine
+    mg/h), with memantine doses and transitions of care marked: the reference paper's
+    Figure 2, for any patient."""
     from projections.plot import plot_patient
 
     with settings.store() as store:
