@@ -1,19 +1,33 @@
 """Deterministic synthetic hospital for benchmarks: mar events as JSON Lines.
 
-Two modes:
+Modes:
+  --events E     a hospital with enough patients for E events, cut at exactly E events in
+                 charting order (the hospital as it stood at that moment; patients still
+                 in hospital at the cut have no discharge yet)
+  --patients N   N patients arriving over --days D days, every history complete
+  --one-patient E  one patient (--patient-id, default long-001) with a long history of
+                 exactly E events: repeated long stays on PCA, for record-latency runs
 
-  hospital     N patients arriving over D days (or enough patients for --events E,
-               cut at exactly E events), written in charting order (recorded_at), so
-               patients interleave as on a real feed and late charting appears where
-               it was charted.
-  one patient  one patient with a long history (--one-patient E): repeated long stays
-               on PCA, cut at exactly E events; for the record-latency benchmark.
+What each patient has: registration (IANA time zone, mostly America/Los_Angeles, a few
+with half-hour offsets), weights (kg, some in lb), admission, home medications, scheduled
+oral drugs with their doses (some refused, missed or held), as-needed orders and doses
+(mostly respecting the minimum interval, about 3% early), continuous infusions with rate
+changes and stops, weight-based drips (mcg/kg/h, mcg/kg/min), PCA with basal rate and
+demand doses (lockout and limit respected), holds and resumes, order changes,
+discontinuations, transfers (some with a medication list), discharges with medication
+lists (documented stops, and about 5% of orders silently left off), readmissions, a few
+deaths, corrections (entered_in_error of duplicate or wrong charting, about 1% of doses)
+and late charting (about 4% of doses charted 1-8 h late). Every event carries an
+idempotency key (PATIENT/NNNNNN), recorded_at and recorded_by, and passes mar's
+validation (drugs, routes and frequencies from mar/reference/drugs.json).
 
-Every event passes mar's validation (drugs, routes and frequencies come from the
-shipped catalog). The same arguments always give the same bytes (seeded; one random
-generator per patient, so patient p000042 does not depend on how many others there are).
+Output is in charting order (recorded_at), patients interleaved, so any prefix of a file
+is itself a valid file. The same arguments always give the same bytes: one random
+generator per patient, seeded from --seed and the patient id. Two files with the same
+--prefix share patient ids: give different prefixes to files meant for the same store.
 
-Library use (other benchmarks): `hospital(...)` and `one_patient(...)` yield event dicts;
+Library use: `hospital(patients=None, days=30, seed=1, events=None, start=..., prefix="p")`
+and `one_patient(events, seed=1, patient_id="long-001")` give event dicts;
 `write_jsonl(events, path)` writes them.
 """
 from __future__ import annotations
@@ -518,26 +532,53 @@ def hospital(patients: int | None = None, days: int = 30, seed: int = 1, events:
         if events is None:
             raise ValueError("give patients or events")
         patients = max(1, math.ceil(events / estimate_per_patient(seed) * 1.05))
+    rng = random.Random(f"{seed}/arrivals")
     t0 = _epoch(start)
-    arrivals_rng = random.Random(f"{seed}/arrivals")
-    arrivals = sorted(t0 + arrivals_rng.randrange(days * DAY) for _ in range(patients))
+    arrivals = sorted(t0 + rng.randrange(days * DAY) for _ in range(patients))
+    width = max(6, len(str(patients)))
     heap: list = []
     out = 0
-    width = max(6, len(str(patients)))
-    for i, arrival in enumerate(arrivals, 1):
-        # Everything charted before this arrival is final: flush it.
-        while heap and heap[0][0] < arrival - 10 * MIN:
+    i = 0
+
+    def charted_before(t: float) -> Iterator[dict]:
+        while heap and heap[0][0] < t:
             yield heapq.heappop(heap)[3]
+
+    def admit(n: int, arrival: int) -> None:
+        for rec, seq, event in _patient_events(seed, f"{prefix}{n:0{width}d}", arrival, HOSPITAL):
+            heapq.heappush(heap, (rec, n, seq, event))
+
+    for i, arrival in enumerate(arrivals, 1):
+        # Everything charted before this patient's registration is final.
+        for event in charted_before(arrival - 10 * MIN):
+            yield event
             out += 1
-            if events is not None and out >= events:
+            if out == events:
                 return
-        for rec, seq, event in _patient_events(seed, f"{prefix}{i:0{width}d}", arrival, HOSPITAL):
-            heapq.heappush(heap, (rec, i, seq, event))
-    while heap:
-        yield heapq.heappop(heap)[3]
+        admit(i, arrival)
+    last = arrivals[-1]
+    for event in charted_before(math.inf):
+        yield event
         out += 1
-        if events is not None and out >= events:
+        if out == events:
             return
+        last = max(last, _epoch_of(event["recorded_at"]))
+    # The estimate fell short of the events asked for: more patients, same rate, after
+    # everything charted so far.
+    gap = days * DAY / patients
+    while events is not None:
+        i += 1
+        last += 10 * MIN + int(rng.expovariate(1 / gap))
+        for event in charted_before(last - 10 * MIN):
+            yield event
+            out += 1
+            if out == events:
+                return
+        admit(i, last)
+
+
+def _epoch_of(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp())
 
 
 def one_patient(events: int, seed: int = 1, patient_id: str = "long-001",
@@ -563,7 +604,7 @@ def write_jsonl(events: Iterable[dict], path: str | Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0] + " Same arguments, same bytes.",
+        description=__doc__,
         epilog="examples:\n"
                "  python bench/generate.py --events 200000 -o bench/out/hospital-200k.jsonl\n"
                "  python bench/generate.py --patients 500 --days 60 -o bench/out/h500.jsonl\n"
@@ -571,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
                "Any prefix of an output file is itself valid (events are in charting order).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     size = ap.add_mutually_exclusive_group(required=True)
-    size.add_argument("--events", type=int, help="hospital: about this many patients, cut at exactly EVENTS events")
+    size.add_argument("--events", type=int, help="hospital: enough patients, cut at exactly EVENTS events")
     size.add_argument("--patients", type=int, help="hospital: exactly this many patients (all histories complete)")
     size.add_argument("--one-patient", type=int, metavar="EVENTS",
                       help="one patient with a long history of exactly EVENTS events")
