@@ -71,9 +71,19 @@ def context(events: Iterable[dict], settings: RuleSettings | None = None, catalo
     course = build_course([e for _, _, e in timed])
     if not timed or course.timezone is None:
         return None
-    until = at if at is not None else course.horizon
+    until = at if at is not None else _clinical_horizon(timed)
     table = mme_table or load_table(settings.rule(mme.THRESHOLD)["mme_table"])
     return Context(course, timed, zone(course.timezone), catalog or default_catalog(), table, settings, until)
+
+
+# Events about the record rather than the patient: they do not move the clinical horizon
+# (an acknowledgement made today must not run a still-open infusion up to today).
+NOT_CLINICAL = ("alert_acknowledged",)
+
+
+def _clinical_horizon(timed: list[tuple[int, int, dict]]) -> int:
+    clinical = [t for t, _, e in timed if e["type"] not in NOT_CLINICAL]
+    return max(clinical) if clinical else timed[-1][0]
 
 
 def _acknowledge(ctx: Context, alerts: list[Alert]) -> None:

@@ -87,3 +87,17 @@ def test_a_patient_without_a_time_zone_or_without_events_has_no_alerts():
     assert patient_alerts([]) == []
     no_zone = [e for e in record() if e["type"] != "patient_registered"]
     assert patient_alerts(no_zone) == []
+
+
+def test_an_acknowledgement_made_later_does_not_move_the_clinical_horizon():
+    """A still-running infusion counts up to the last clinical event, not up to the acknowledgement."""
+    from tests.unit.test_alert_config import only as only_rules
+
+    events = [registered(), admitted("2007-10-14T09:00:00-07:00"),
+              order("2007-10-15T00:00:00-07:00", "mo", "morphine", "iv", infusion(1, "mg/h")),
+              ev("weight_recorded", "2007-10-15T12:00:00-07:00", weight=mg(80, "kg"))]
+    settings = only_rules("mme_threshold", "mme_rise")
+    before = all_alerts(events, settings=settings)
+    assert [a.severity for a in before] == []  # 12 h x 3 MME/h = 36 MME on the only day
+    later = events + [ack("whatever", "2026-01-05T10:00:00-08:00", "reviewed", "ack-late")]
+    assert all_alerts(later, settings=settings) == []
