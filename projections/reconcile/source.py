@@ -45,8 +45,17 @@ class PatientRecord:
     events: list[dict]
     course: Course
     tz: ZoneInfo
-    chart: Chart | None = None
     by_id: dict[str, dict] = field(default_factory=dict)
+    _chart: Chart | None = None
+
+    @property
+    def chart(self) -> Chart:
+        """The write side's chart (weights for a proposed list's checks), built when asked."""
+        if self._chart is None:
+            self._chart = Chart(self.patient_id)
+            for e in self.events:
+                self._chart.apply(e)
+        return self._chart
 
     def time(self, text: str | None) -> int | None:
         """A user's time: ISO 8601, with a UTC offset or in the patient's own time zone."""
@@ -72,10 +81,7 @@ def load_patient(store, patient_id: str) -> PatientRecord:
 def record_of(events: list[dict], patient_id: str) -> PatientRecord:
     course = build_course(events, patient_id=patient_id)
     tz = zone(course.timezone) if course.timezone else UTC_ZONE
-    chart = Chart(patient_id)
-    for e in events:
-        chart.apply(e)
-    return PatientRecord(patient_id, events, course, tz, chart, {e["event_id"]: e for e in events})
+    return PatientRecord(patient_id, events, course, tz, {e["event_id"]: e for e in events})
 
 
 # --- proposed lists -------------------------------------------------------------------------
