@@ -22,8 +22,9 @@ TIME_HELP = "ISO 8601; without a UTC offset, in the patient's time zone."
 def alerts(settings, patient, status, at, known_at, as_json):
     """Medication alerts of PATIENT (of every patient without one).
 
-    Open alerts first, the most severe first. Rules and thresholds: docs/alerts.md (a site overrides them with MAR_ALERT_RULES=file.json).
-    Each alert names the events that raised it; `mar ack` acknowledges one.
+    Open alerts first, the most severe first. Rules and thresholds: docs/alerts.md
+    (a site overrides them with MAR_ALERT_RULES=file.json). Each alert names the
+    events that raised it; `mar ack` acknowledges one.
     """
     from projections.alerts.store import list_alerts
 
@@ -82,7 +83,8 @@ def ack(settings, alert, reason, as_json):
 @click.argument("patient")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, writable=True),
               help="The PNG file to write.")
-@click.option("--from", "first", metavar="DATE", help="First local day (YYYY-MM-DD); default the first day with a dose.")
+@click.option("--from", "first", metavar="DATE",
+              help="First local day (YYYY-MM-DD); default the first day with a dose.")
 @click.option("--to", "last", metavar="DATE", help="Last local day (YYYY-MM-DD); default the last day charted.")
 @click.pass_obj
 def plot(settings, patient, output, first, last):

@@ -42,7 +42,8 @@ class FigureData:
     opioids: dict[str, list[float]] = field(default_factory=dict)  # "drug route" -> mg per day
     mme: list[float] = field(default_factory=list)
     mme_table: str = ""
-    infusions: dict[str, list[tuple[datetime, datetime, float]]] = field(default_factory=dict)  # drug -> (start, end, mg/h)
+    # drug -> (start, end, mg/h) of each constant-rate piece
+    infusions: dict[str, list[tuple[datetime, datetime, float]]] = field(default_factory=dict)
     marked: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)  # drug -> (time, mg)
     transitions: list[tuple[datetime, str]] = field(default_factory=list)
     thresholds: list[float] = field(default_factory=list)

@@ -50,5 +50,3 @@ def check_duplicate_opioid(ctx: Context) -> list[Alert]:
             drug = first.drug if first.drug == second.drug else f"{first.drug}, {second.drug}"
             out.append(ctx.alert(DUPLICATE, (first.key, second.key), drug, at, msg, [first.event_id, second.event_id]))
     return out
-
-

@@ -9,7 +9,8 @@ Two kinds of "as of", as for the other read commands:
 - known_at (epoch microseconds): only events recorded by then (late charting and
   corrections recorded later are left out);
 - at (epoch microseconds): the record read up to that clinical time: later events are left
-  out, running infusions count up to it, and only alerts raised by then are returned.
+  out (corrections excepted: an event entered in error never happened), running infusions
+  count up to it, and only alerts raised by then are returned.
 """
 from __future__ import annotations
 
@@ -64,7 +65,9 @@ def context(events: Iterable[dict], settings: RuleSettings | None = None, catalo
         if known_at is not None and instant(e["recorded_at"]) > known_at:
             continue
         t = instant(e["effective_at"])
-        if at is not None and t > at:
+        # A correction says the fact was never true: it applies at any clinical time (only
+        # knowledge time, known_at, brings the mistaken fact back).
+        if at is not None and t > at and e["type"] != "entered_in_error":
             continue
         timed.append((t, seq, e))
     timed.sort(key=lambda x: (x[0], x[1]))

@@ -262,4 +262,3 @@ def acknowledge(store: EventStore, user: str | None, alert_id: str, reason: str,
         refresh(runner.db, [alert["patient_id"]])
         updated = find_alert(runner.db, alert_id)
     return {k: v for k, v in updated.items() if not k.startswith("_")}
-

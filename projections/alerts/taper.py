@@ -108,7 +108,8 @@ def _compare(ctx: Context, rule: dict, order: Order, ch: Change, before: float, 
            f"then rose {rise:.0f}%: {per_h_after * 24:,.0f} MME per 24 h in the {_hours(end - t)} after, "
            f"against {per_h_before * 24:,.0f} in the {_hours(t - start)} before. A failed taper: reassess pain "
            f"and consider returning {order.drug} to the previous level or tapering more slowly.")
-    return ctx.alert(RULE, (ch.event_id,), order.drug, t, msg, [ch.event_id, order.event_id, *_opioid_rises(ctx, t, end)])
+    evidence = [ch.event_id, order.event_id, *_opioid_rises(ctx, t, end)]
+    return ctx.alert(RULE, (ch.event_id,), order.drug, t, msg, evidence)
 
 
 def _opioid_rises(ctx: Context, a: int, b: int) -> list[str]:

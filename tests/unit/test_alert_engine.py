@@ -101,3 +101,12 @@ def test_an_acknowledgement_made_later_does_not_move_the_clinical_horizon():
     assert [a.severity for a in before] == []  # 12 h x 3 MME/h = 36 MME on the only day
     later = events + [ack("whatever", "2026-01-05T10:00:00-08:00", "reviewed", "ack-late")]
     assert all_alerts(later, settings=settings) == []
+
+
+def test_a_later_correction_applies_at_an_earlier_clinical_time_but_not_before_it_was_known():
+    events = record() + [ev("entered_in_error", "2007-10-20T09:00:00-07:00", recorded_at="2007-10-20T09:00:00-07:00",
+                            target_event_id="o-lz", reason="ordered on the wrong patient")]
+    at = instant("2007-10-16T00:00:00-07:00")
+    assert patient_alerts(events, at=at) == []  # lorazepam was never this patient's
+    assert [a.rule for a in patient_alerts(events, at=at, known_at=instant("2007-10-16T00:00:00-07:00"))] == \
+        ["opioid_benzodiazepine"]  # what the record showed then
