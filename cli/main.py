@@ -58,7 +58,7 @@ def dump_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-from cli import alerts, audit, commands, read, transitions  # noqa: E402,F401  (register the commands)
+from cli import alerts, audit, commands, read, summary, transitions  # noqa: E402,F401  (register the commands)
 
 
 def main() -> None:
