@@ -81,7 +81,7 @@ def proposed_sides(course: Course, lines: list[dict], decisions: list[dict], at:
     orders = course.active_orders(at)
     if orders:
         before = [from_order(o, at) for o in sorted(orders, key=_order_key)]
-        before_label = "orders active now"
+        before_label = "orders active at that time"
     else:
         before = [from_listed(x) for x in course.active_listed(at)]
         before_label = "medications listed at the last discharge" if before else "nothing active"

@@ -203,7 +203,7 @@ def test_a_proposed_list_as_a_plain_array(tmp_path):
     path = write(tmp_path, "list.json", [line("methadone", scheduled(40, "tid"))])
     r = reconcile(rec, "transfer", rec.time("2007-10-11T12:00"), read_list(path, rec.chart))
     assert statuses(r) == {"methadone": "continued", "gabapentin": "omitted", "memantine": "omitted"}
-    assert r.kind == "transfer" and r.sides.before_label == "orders active now"
+    assert r.kind == "transfer" and r.sides.before_label == "orders active at that time"
 
 
 def test_a_bad_proposed_list_names_each_line_field_and_value(tmp_path):
