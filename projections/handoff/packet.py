@@ -48,12 +48,12 @@ def build_packet(record: PatientRecord, at: int | None = None, catalog: Catalog 
     course, tz = record.course, record.tz
     current = _latest_transition(course, at)
     local = _local(tz)
-    if current is not None and current.kind in LEAVING:
+    if _leaving_at(current, at):
         recon = reconcile(record, NOUN[current.kind], current.at, catalog=catalog)
         items = list(recon.sides.after)
         mode = "transition"
     else:
-        recon = _admission_context(record, current, catalog)
+        recon = _context(record, current, catalog)
         items = [from_order(o, at) for o in sorted(course.active_orders(at), key=lambda o: (o.drug, o.start))]
         items += [from_listed(x) for x in course.active_listed(at)]
         mode = "in hospital" if course.active_orders(at) else "outside hospital"
@@ -98,8 +98,17 @@ def _latest_transition(course: Course, at: int):
     return found[-1] if found else None
 
 
-def _admission_context(record: PatientRecord, current, catalog: Catalog) -> Reconciliation | None:
-    if current is None or current.kind not in ("admitted", "readmitted"):
+def _leaving_at(current, at: int) -> bool:
+    """A discharge stays the patient's list until the next admission; after a transfer the
+    orders go on changing, so its list is the packet only at the transfer itself."""
+    if current is None:
+        return False
+    return current.kind == "discharged" or (current.kind == "transferred" and current.at == at)
+
+
+def _context(record: PatientRecord, current, catalog: Catalog) -> Reconciliation | None:
+    """In hospital: the reconciliation of the admission (or transfer) the stay is in."""
+    if current is None or current.kind == "discharged":
         return None
     try:
         return reconcile(record, NOUN[current.kind], current.at, catalog=catalog)
@@ -109,8 +118,9 @@ def _admission_context(record: PatientRecord, current, catalog: Catalog) -> Reco
 
 def _title(current, mode: str, local) -> str:
     if mode == "transition":
-        where = current.data.get("destination") or current.data.get("to_location") or ""
-        return f"Medication handoff: {NOUN[current.kind]} to {where} at {local(current.at)}".replace(" to  at", " at")
+        where = current.data.get("destination") or current.data.get("to_location")
+        to = f" to {where}" if where else ""
+        return f"Medication handoff: {NOUN[current.kind]}{to} at {local(current.at)}"
     return f"Medication handoff ({mode})"
 
 

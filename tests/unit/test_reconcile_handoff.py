@@ -147,3 +147,20 @@ def test_a_patient_with_no_transition_and_no_order():
     assert render(p, "text").splitlines()[:4] == [
         "MEDICATION HANDOFF (OUTSIDE HOSPITAL)", "patient p-1; at 2007-10-02 12:00 (America/Los_Angeles)", "",
         "Open alerts: none in the last 7 days or at this transition"]
+
+
+def test_a_transfer_is_the_packet_at_its_time_then_the_orders_go_on():
+    transfer = ev("transferred", "2007-10-06T16:00:00-07:00", to_location="rehab unit", medication_list=[
+        {"drug": "methadone", "route": "po", "dosing": scheduled(40, "tid"), "order_id": "met-1"},
+        {"drug": "memantine", "route": "po", "dosing": scheduled(10, "bid"), "order_id": "mem-1"}],
+        decisions=[{"drug": "ketamine", "action": "stop", "reason": "taper ends before transfer"},
+                   {"drug": "oxycodone", "action": "stop", "reason": "pain controlled"}])
+    later = changed("2007-10-07T10:00:00-07:00", "mem-1", "renal function", dose=mg(5))
+    at_transfer = packet(STORY + [transfer, later], "2007-10-06T16:00:00-07:00")
+    assert (at_transfer["mode"], at_transfer["title"]) == ("transition",
+                                                          "Medication handoff: transfer to rehab unit at 2007-10-06 16:00")
+    assert [m["drug"] for m in at_transfer["medications"]] == ["methadone", "memantine"]
+    next_day = packet(STORY + [transfer, later], "2007-10-07T12:00:00-07:00")
+    assert next_day["mode"] == "in hospital" and next_day["reconciliation"]["transition"] == "transfer"
+    mem = next(m for m in next_day["medications"] if m["drug"] == "memantine")
+    assert mem["text"] == "5 mg po twice daily"  # the order as it is now, not the list of the transfer
