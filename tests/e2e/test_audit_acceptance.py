@@ -145,3 +145,46 @@ def test_an_export_imported_into_an_empty_store_projects_the_same(runner, db, ev
     first, second = projected(events), projected(again)
     assert len(first[7]) > 100  # days x drugs of totals: the comparison is not of empty lists
     assert second == first
+
+
+# --- the same through the read commands ---------------------------------------------------------
+
+
+def cli_total(runner, db, day: str, drug: str, *args) -> float:
+    result = json.loads(run(runner, db, "totals", PID, "--from", day, "--to", day, "--json", *args).stdout)
+    return sum(x["amount"] for d in result["days"] for x in d["drugs"] if x["drug"] == drug)
+
+
+def test_mar_totals_at_and_known_at_around_the_late_dose(runner, db):
+    day = "2007-11-14"
+    assert cli_total(runner, db, day, "methadone") == 120
+    assert cli_total(runner, db, day, "methadone", "--at", "2007-11-14T14:05") == 80
+    assert cli_total(runner, db, day, "methadone", "--known-at", "2007-11-14T20:04") == 40
+    assert cli_total(runner, db, day, "methadone", "--known-at", "2007-11-14T20:05") == 80
+
+
+def test_mar_totals_known_at_around_the_correction(runner, db):
+    day = "2007-11-09"
+    assert cli_total(runner, db, day, "oxycodone", "--known-at", "2007-11-09T20:36") == 60
+    assert cli_total(runner, db, day, "oxycodone", "--known-at", "2007-11-09T20:37") == 30
+    assert cli_total(runner, db, day, "oxycodone") == 30
+
+
+READS = [
+    ("totals", PID),
+    ("totals", PID, "--by", "hour", "--from", "2007-10-16", "--to", "2007-10-16"),
+    ("totals", PID, "--known-at", "2007-11-09T20:36"),
+    *[("regimen", PID, "--at", at) for at in ("2007-10-16T15:00", "2007-11-14T12:00", "2007-12-09T12:00",
+                                               "2008-01-03T12:00", "2008-02-05T12:00")],
+    ("regimen", PID, "--at", "2007-11-14T12:00", "--known-at", "2007-11-01T00:00"),
+]
+
+
+def test_an_export_imported_into_an_empty_store_reads_the_same(runner, db, tmp_path):
+    run(runner, db, "export", "-o", str(tmp_path / "ref.jsonl"))
+    copy = tmp_path / "copy.db"
+    run(runner, copy, "import", str(tmp_path / "ref.jsonl"))
+    for args in READS:
+        first = run(runner, db, *args, "--json").stdout
+        assert run(runner, copy, *args, "--json").stdout == first, args
+    assert len(json.loads(run(runner, copy, "totals", PID, "--json").stdout)["days"]) > 50  # not an empty comparison
