@@ -120,3 +120,19 @@ def test_without_its_upcaster_a_newer_version_is_never_guessed(tmp_path, monkeyp
     monkeypatch.setattr(ev.WeightRecorded, "version", 2)
     with pytest.raises(KeyError):
         ev.upcast(json.loads(json.dumps(_lb_weight())))
+
+
+def test_the_samples_project_through_the_read_commands(tmp_path, runner):
+    from cli.main import cli
+
+    with store_as_written(tmp_path / "old.db", samples()):
+        pass
+    result = runner.invoke(cli, ["--db", str(tmp_path / "old.db"), "totals", PATIENT, "--json"])
+    assert result.exit_code == 0, result.output
+    given = {(x["drug"], x["route"]) for d in json.loads(result.stdout)["days"] for x in d["drugs"]}
+    assert {("hydromorphone", "iv"), ("ketamine", "iv")} <= given
+    result = runner.invoke(cli, ["--db", str(tmp_path / "old.db"), "regimen", PATIENT, "--at",
+                                 "2007-10-14T19:00", "--json"])
+    assert result.exit_code == 0, result.output
+    assert sorted(m["drug"] for m in json.loads(result.stdout)["medications"]) == [
+        "hydromorphone", "ketamine", "memantine", "oxycodone"]
