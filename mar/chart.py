@@ -9,6 +9,7 @@ order (late charting), so every fact is stored with its clinical time and querie
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -107,10 +108,13 @@ class Chart:
         Those transitions end every active order (docs/event-format.md); a transfer's
         medication list is not kept here, so transfers are not checked.
         """
-        # Start after the order's start (the list is in time order): a long history has
-        # many stays, and only the transitions since this order can end it.
-        first = bisect.bisect_right(self.transitions, facts.started_at, key=lambda t: t[0])
-        for when, kind, event_id in self.transitions[first:]:
+        # Only the transitions since this order's start can end it (the list is in time
+        # order; a long history has many stays): usually there is none yet.
+        transitions = self.transitions
+        if not transitions or transitions[-1][0] <= facts.started_at:
+            return None
+        first = bisect.bisect_right(transitions, facts.started_at, key=lambda t: t[0])
+        for when, kind, event_id in itertools.islice(transitions, first, None):
             if when > at:
                 break
             if kind in ENDS_ORDERS and event_id not in self.voided:
