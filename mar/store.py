@@ -98,9 +98,14 @@ _topic_for = functools.lru_cache(maxsize=None)(topic_for)
 
 
 def _hexes(stored_events) -> dict:
-    """Stream id -> its text form, once per stream of a batch (UUID.hex formats on every call)."""
-    return {s.originator_id: s.originator_id.hex if isinstance(s.originator_id, uuid.UUID)
-            else str(s.originator_id) for s in stored_events}
+    """id(stream id object) -> its text form, once per stream of a batch: UUID.hex formats on
+    every call and UUID.__hash__ is Python code; the objects stay alive with the batch."""
+    out: dict[int, str] = {}
+    for s in stored_events:
+        oid = s.originator_id
+        if id(oid) not in out:
+            out[id(oid)] = oid.hex if isinstance(oid, uuid.UUID) else str(oid)
+    return out
 
 
 def chain_hash(prev: str, originator_id: str, version: int, topic: str, state: bytes,
@@ -166,7 +171,7 @@ class MarSQLiteRecorder(SQLiteApplicationRecorder):
         # the rows of one write transaction get consecutive rowids, ending at the last one.
         hexes = _hexes(stored_events)
         c.executemany(self.insert_events_statement,
-                      [(hexes[s.originator_id], s.originator_version, s.topic, s.state) for s in stored_events])
+                      [(hexes[id(s.originator_id)], s.originator_version, s.topic, s.state) for s in stored_events])
         c.execute("SELECT last_insert_rowid()")
         last = c.fetchone()[0]
         ids = list(range(last - len(stored_events) + 1, last + 1))
@@ -224,7 +229,7 @@ def index_rows(stored_events, mar_keys, key, prev_lookup) -> list[tuple]:
     last: dict[str, tuple[int, str]] = {}
     hexes = _hexes(stored_events)
     for s, (event_id, digest) in zip(stored_events, mar_keys, strict=True):
-        oid = hexes[s.originator_id]
+        oid = hexes[id(s.originator_id)]
         version = s.originator_version
         if oid in last and last[oid][0] == version - 1:
             prev = last[oid][1]
