@@ -22,7 +22,7 @@ Instants are integer microseconds since the epoch (`projections.timeline`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, NamedTuple, Sequence
 
 from mar.units import MASS_TO_MG, RATE_TO_MG_PER_H, WEIGHT_TO_KG
 
@@ -135,8 +135,9 @@ class OrderState:
         return self.dosing.get(key)
 
 
-@dataclass(frozen=True)
-class Administration:
+class Administration(NamedTuple):
+    """A dose as counted in totals (a tuple: a rebuild makes hundreds of thousands)."""
+
     at: int
     seq: int
     event_id: str
@@ -145,6 +146,7 @@ class Administration:
     route: str
     kind: str
     mg: float
+    effective_at: str = ""  # as charted
 
 
 @dataclass(frozen=True)
@@ -235,16 +237,17 @@ class Course:
 
 
 def build_course(events: Iterable[dict], known_at: int | None = None,
-                 patient_id: str | None = None) -> Course:
+                 patient_id: str | None = None, times: Sequence[int] | None = None) -> Course:
     """Fold one patient's stored events (any order) into a Course.
 
     known_at: epoch microseconds; events recorded after it are ignored.
+    times: the events' clinical times if the caller has them already (epoch microseconds).
     """
     kept = []
     for seq, e in enumerate(events):
         if known_at is not None and instant(e["recorded_at"]) > known_at:
             continue
-        kept.append((instant(e["effective_at"]), seq, e))
+        kept.append((instant(e["effective_at"]) if times is None else times[seq], seq, e))
     course = Course(patient_id or (kept[0][2]["patient_id"] if kept else ""))
     course.event_count = len(kept)
     course.voided = {e["target_event_id"] for _, _, e in kept if e["type"] == "entered_in_error"}
@@ -365,7 +368,7 @@ def _dose_given(f: _Folder, t, seq, e) -> None:
 def administration(t: int, seq: int, e: dict, drug: str | None) -> Administration:
     """A dose as counted in totals: its drug is its order's (None if the order is unknown)."""
     return Administration(t, seq, e["event_id"], e["order_id"], drug or "unknown",
-                          e["route"].lower(), e["kind"], dose_mg(e["dose"]))
+                          e["route"].lower(), e["kind"], dose_mg(e["dose"]), e["effective_at"])
 
 
 def _not_given(f: _Folder, t, seq, e) -> None:

@@ -10,7 +10,7 @@ import orjson
 import sqlite_utils
 
 from .course import STRUCTURAL
-from .runner import Batch, Projection
+from .runner import Batch, Projection, Sink, Stored
 from .timeline import instant
 
 COLUMNS = ("position", "patient_id", "event_id", "type", "effective_at", "effective_us", "recorded_at",
@@ -29,7 +29,10 @@ class EventsProjection(Projection):
             "effective_at": str, "effective_us": int, "recorded_at": str, "recorded_us": int,
             "recorded_by": str, "order_id": str, "structural": int, "data": str,
         }, pk="position")
-        db["events"].create_index(["patient_id", "structural", "position"], index_name="events_by_patient")
+
+    def indexes(self, db: sqlite_utils.Database) -> None:
+        db["events"].create_index(["patient_id", "structural", "position"], index_name="events_by_patient",
+                                  if_not_exists=True)
 
     def apply(self, db: sqlite_utils.Database, batch: Batch) -> None:
         db.conn.executemany(
@@ -37,11 +40,15 @@ class EventsProjection(Projection):
             [row(pos, e) for pos, e in batch.events],
         )
 
+    def bulk_patient(self, db: sqlite_utils.Database, patient_id: str, events: list[Stored], sink: Sink) -> None:
+        sink.add("events", [row(x.position, x.data, x.t, x.text) for x in events])
 
-def row(pos: int, e: dict) -> tuple:
-    return (pos, e["patient_id"], e["event_id"], e["type"], e["effective_at"], instant(e["effective_at"]),
-            e["recorded_at"], instant(e["recorded_at"]), e.get("recorded_by"), e.get("order_id"),
-            1 if e["type"] in REFOLDED else 0, orjson.dumps(e).decode())
+
+def row(pos: int, e: dict, t: int | None = None, text: str | None = None) -> tuple:
+    return (pos, e["patient_id"], e["event_id"], e["type"], e["effective_at"],
+            instant(e["effective_at"]) if t is None else t, e["recorded_at"], instant(e["recorded_at"]),
+            e.get("recorded_by"), e.get("order_id"), 1 if e["type"] in REFOLDED else 0,
+            orjson.dumps(e).decode() if text is None else text)
 
 
 def patient_events(db: sqlite_utils.Database, patient_id: str, upto: int | None = None,

@@ -35,8 +35,8 @@ from .course import STRUCTURAL, Course, administration, build_course
 from .events_table import has_events_before, patient_events
 from .mme import DEFAULT_TABLE, load_table
 from .report import dosing_fields, opioid_mme
-from .runner import Batch, Projection, chunks
-from .timeline import US_PER_HOUR, day_bounds, days_between, instant, iso, local_day, to_datetime, zone
+from .runner import Batch, Projection, Sink, Stored, chunks
+from .timeline import US_PER_HOUR, clock, day_bounds, days_between, instant, iso, local_day, zone
 from .totals import amounts, days_touched
 
 # A known patient with more new events than this in one batch is refolded whole.
@@ -61,6 +61,13 @@ class MedicationProjection(Projection):
     def create(self, db: sqlite_utils.Database) -> None:
         create_tables(db)
 
+    def indexes(self, db: sqlite_utils.Database) -> None:
+        create_indexes(db)
+
+    def bulk_patient(self, db, patient_id: str, events: list[Stored], sink: Sink) -> None:
+        course = build_course([x.data for x in events], patient_id=patient_id, times=[x.t for x in events])
+        self._course_rows(course, sink)
+
     def apply(self, db: sqlite_utils.Database, batch: Batch) -> None:
         by_patient: dict[str, list[dict]] = defaultdict(list)
         for _, e in batch.events:
@@ -80,31 +87,34 @@ class MedicationProjection(Projection):
 
     def _refold(self, db, patient_id: str, events: list[dict], state: dict | None) -> set[date]:
         course = build_course(events, patient_id=patient_id)
-        tz = zone(course.timezone) if course.timezone else None
-        for table in (*PER_PATIENT, "administrations", "daily_totals", "hourly_totals"):
+        for table in (*PER_PATIENT, "patients", "administrations", "daily_totals", "hourly_totals"):
             db.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))
-        write_structure(db, course, course.timezone)
-        insert_administrations(db, patient_id, tz, [
-            (a.event_id, a.order_id, a.drug, a.route, a.kind, a.at, a.mg) for a in course.administrations])
-        _save_patient(db, patient_id, course.timezone, course.horizon, course.died_at)
+        sink = Sink(db)
+        days = self._course_rows(course, sink)
+        sink.flush()
+        return days
+
+    def _course_rows(self, course: Course, sink: Sink) -> set[date]:
+        """Every row of one patient from their whole course; the local days it covers."""
+        pid = course.patient_id
+        tz = zone(course.timezone) if course.timezone else None
+        structure_rows(course, course.timezone, sink)
+        sink.add("administrations", administration_rows(pid, tz, [
+            (a.event_id, a.order_id, a.drug, a.route, a.kind, a.effective_at, a.at, a.mg)
+            for a in course.administrations]))
+        sink.add("patients", [patient_row(pid, course.timezone, course.horizon, course.died_at)])
         if tz is None:
             return set()
         doses = [(a.at, a.drug, a.route, a.mg) for a in course.administrations]
         pieces = [(s.start, s.end, s.drug, s.route, s.mg_per_h) for s in course.segments]
-        self._write_totals(db, patient_id, tz, doses, pieces, course.horizon, None)
+        self._totals_rows(pid, tz, doses, pieces, course.horizon, None, sink)
         return days_touched(pieces, doses, tz, course.horizon)
 
     # --- totals -------------------------------------------------------------------------
 
-    def _write_totals(self, db, patient_id: str, tz, doses, pieces, horizon, only: set[date] | None) -> None:
-        """(Re)write daily and hourly totals of the given days (all days when only is None)."""
-        if only is not None:
-            if not only:
-                return
-            for part in chunks(sorted(d.isoformat() for d in only)):
-                marks = ",".join("?" * len(part))
-                for table in ("daily_totals", "hourly_totals"):
-                    db.execute(f"DELETE FROM {table} WHERE patient_id = ? AND date IN ({marks})", [patient_id, *part])
+    def _totals_rows(self, patient_id: str, tz, doses, pieces, horizon, only: set[date] | None,
+                     sink: Sink) -> None:
+        """Daily and hourly totals rows of the given local days (all days when only is None)."""
         first = min(only) if only else None
         last = max(only) if only else None
         wanted = None if only is None else {d.isoformat() for d in only}
@@ -120,10 +130,13 @@ class MedicationProjection(Projection):
             mme = opioid_mme(table, catalog, r.drug, r.route, r.amount_mg, (d1 - d0) / US_PER_HOUR)
             rows.append((patient_id, r.date, r.drug, r.route, r.amount_mg,
                          1 if drug is not None and drug.is_opioid else 0, mme, table.name))
-        db.conn.executemany("INSERT INTO daily_totals VALUES (?,?,?,?,?,?,?,?)", rows)
-        db.conn.executemany("INSERT INTO hourly_totals VALUES (?,?,?,?,?,?,?,?,?)", [
-            (patient_id, r.date, r.hour, r.fold, iso(r.start, tz), r.start, r.drug, r.route, r.amount_mg)
-            for r in hourly])
+        sink.add("daily_totals", rows)
+        starts: dict[int, str] = {}
+        for r in hourly:
+            if r.start not in starts:
+                starts[r.start] = iso(r.start, tz)
+        sink.add("hourly_totals", [(patient_id, r.date, r.hour, r.fold, starts[r.start], r.start, r.drug, r.route,
+                                    r.amount_mg) for r in hourly])
 
 
 class _Incremental:
@@ -161,13 +174,16 @@ class _Incremental:
             self._horizon_moved(segments_before, old_horizon, horizon, tz)
         drugs = _drug_map(db, pid)
         new_rows = [(e["event_id"], e["order_id"], drugs.get(e["order_id"]) or "unknown", e["route"].lower(),
-                     e["kind"], instant(e["effective_at"]), _dose_mg(e)) for e in doses]
-        insert_administrations(db, pid, tz, new_rows)
+                     e["kind"], e["effective_at"], instant(e["effective_at"]), _dose_mg(e)) for e in doses]
+        sink = Sink(db)
+        sink.add("administrations", administration_rows(pid, tz, new_rows))
+        sink.flush()
         if tz is not None:
-            self.dirty.update(local_day(r[5], tz) for r in new_rows)
+            self.dirty.update(local_day(r[6], tz) for r in new_rows)
         for e in dose_fixes:
             self._remove_administration(e["target_event_id"], tz)
-        _save_patient(db, pid, self.tz_name, horizon, self.died)
+        db.execute("DELETE FROM patients WHERE patient_id = ?", (pid,))
+        db.execute("INSERT INTO patients VALUES (?,?,?,?,?,?)", patient_row(pid, self.tz_name, horizon, self.died))
         if tz is None:
             return set()
         if old_tz != self.tz_name:  # a new calendar: every day is recomputed
@@ -183,7 +199,9 @@ class _Incremental:
         old_drugs = _drug_map(db, pid)
         for table in PER_PATIENT:
             db.execute(f"DELETE FROM {table} WHERE patient_id = ?", (pid,))
-        write_structure(db, course, course.timezone)
+        sink = Sink(db)
+        structure_rows(course, course.timezone, sink)
+        sink.flush()
         self.died = course.died_at
         new_drugs = _drug_map(db, pid)
         tz_changed = course.timezone != self.tz_name
@@ -240,14 +258,20 @@ class _Incremental:
                 f"AND date IN ({','.join('?' * len(part))})", [pid, *part]).fetchall()
         lo, hi = day_bounds(days[0], tz)[0], day_bounds(days[-1], tz)[1]
         pieces = [_piece(s) for s in _segments(db, pid) if s[4] < hi and (s[5] is None or s[5] > lo)]
-        self.p._write_totals(db, pid, tz, doses, pieces, horizon, self.dirty)
+        for part in chunks([d.isoformat() for d in days]):
+            marks = ",".join("?" * len(part))
+            for table in ("daily_totals", "hourly_totals"):
+                db.execute(f"DELETE FROM {table} WHERE patient_id = ? AND date IN ({marks})", [pid, *part])
+        sink = Sink(db)
+        self.p._totals_rows(pid, tz, doses, pieces, horizon, self.dirty, sink)
+        sink.flush()
 
 
 # --- rows ---------------------------------------------------------------------------------------
 
 
-def write_structure(db, course: Course, tz_name: str | None) -> None:
-    """Insert a patient's structural rows from a Course (their old rows already deleted)."""
+def structure_rows(course: Course, tz_name: str | None, sink: Sink) -> None:
+    """A patient's structural rows from a Course (their old rows already deleted)."""
     from zoneinfo import ZoneInfo
 
     tz = zone(tz_name) if tz_name else ZoneInfo("UTC")
@@ -276,9 +300,9 @@ def write_structure(db, course: Course, tz_name: str | None) -> None:
         for ch in o.changes:
             change_rows.append((pid, o.order_id, ch.kind, iso(ch.at, tz), ch.at,
                                 orjson.dumps(ch.fields).decode(), ch.reason, ch.event_id))
-    db.conn.executemany(f"INSERT INTO orders VALUES ({','.join('?' * 24)})", order_rows)
-    db.conn.executemany("INSERT INTO order_changes VALUES (?,?,?,?,?,?,?,?)", change_rows)
-    db.conn.executemany("INSERT INTO rate_segments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", [
+    sink.add("orders", order_rows)
+    sink.add("order_changes", change_rows)
+    sink.add("rate_segments", [
         (pid, s.order_id, s.drug, s.route, s.source, iso(s.start, tz), s.start, iso(s.end, tz), s.end,
          s.rate, s.rate_unit, s.weight_kg, s.mg_per_h) for s in course.segments])
     listed_rows = []
@@ -288,25 +312,28 @@ def write_structure(db, course: Course, tz_name: str | None) -> None:
                             f["frequency"], f["rate"], f["rate_unit"], 1 if f["as_needed"] else 0, x.order_id,
                             x.source, iso(x.start, tz), x.start, iso(x.end, tz), x.end, x.ended_by,
                             x.indication, x.note))
-    db.conn.executemany(f"INSERT INTO listed_medications VALUES ({','.join('?' * 21)})", listed_rows)
-    db.conn.executemany("INSERT INTO transitions VALUES (?,?,?,?,?,?,?)", [
+    sink.add("listed_medications", listed_rows)
+    sink.add("transitions", [
         (pid, t.event_id, t.kind, iso(t.at, tz), t.at, orjson.dumps(t.active_orders_before).decode(),
          orjson.dumps(t.data).decode()) for t in course.transitions])
-    db.conn.executemany("INSERT INTO weights VALUES (?,?,?,?,?)", [
-        (pid, event_id, iso(t, tz), t, kg) for t, kg, event_id in course.weights])
+    sink.add("weights", [(pid, event_id, iso(t, tz), t, kg) for t, kg, event_id in course.weights])
 
 
-def insert_administrations(db, patient_id: str, tz, rows: Iterable[tuple]) -> None:
-    """rows: (event_id, order_id, drug, route, kind, at_us, mg)."""
+def administration_rows(patient_id: str, tz, items: Iterable[tuple]) -> list[tuple]:
+    """items: (event_id, order_id, drug, route, kind, effective_at as charted, at_us, mg)."""
     out = []
-    for event_id, order_id, drug, route, kind, at, mg in rows:
-        if tz is not None:
-            local = to_datetime(at, tz)
-            out.append((patient_id, event_id, order_id, drug, route, kind, local.isoformat(), at,
-                        local.date().isoformat(), local.hour, mg))
+    local = clock(tz) if tz is not None else None
+    days: dict[date, str] = {}
+    for event_id, order_id, drug, route, kind, charted, at, mg in items:
+        if local is not None:
+            d, hour = local.day_hour(at)
+            text = days.get(d)
+            if text is None:
+                text = days[d] = d.isoformat()
+            out.append((patient_id, event_id, order_id, drug, route, kind, charted, at, text, hour, mg))
         else:
-            out.append((patient_id, event_id, order_id, drug, route, kind, iso(at), at, None, None, mg))
-    db.conn.executemany("INSERT INTO administrations VALUES (?,?,?,?,?,?,?,?,?,?,?)", out)
+            out.append((patient_id, event_id, order_id, drug, route, kind, charted, at, None, None, mg))
+    return out
 
 
 def _patient_row(db, patient_id: str) -> dict | None:
@@ -317,12 +344,11 @@ def _patient_row(db, patient_id: str) -> dict | None:
     return {"timezone": row[0], "horizon_us": row[1], "died_at_us": row[2]}
 
 
-def _save_patient(db, patient_id: str, tz_name: str | None, horizon: int | None, died: int | None) -> None:
+def patient_row(patient_id: str, tz_name: str | None, horizon: int | None, died: int | None) -> tuple:
     from zoneinfo import ZoneInfo
 
     tz = zone(tz_name) if tz_name else ZoneInfo("UTC")
-    db.execute("INSERT OR REPLACE INTO patients VALUES (?,?,?,?,?,?)",
-               (patient_id, tz_name, iso(horizon, tz), horizon, iso(died, tz), died))
+    return (patient_id, tz_name, iso(horizon, tz), horizon, iso(died, tz), died)
 
 
 def _segments(db, patient_id: str) -> list[tuple]:
@@ -358,15 +384,24 @@ def _all_days(db, patient_id: str, tz, horizon) -> set[date]:
 
 def _relocalise(db, patient_id: str, tz) -> None:
     rows = db.execute("SELECT event_id, at_us FROM administrations WHERE patient_id = ?", (patient_id,)).fetchall()
+    local = clock(tz)
     updates = []
     for event_id, at in rows:
-        local = to_datetime(at, tz)
-        updates.append((local.isoformat(), local.date().isoformat(), local.hour, patient_id, event_id))
-    db.conn.executemany("UPDATE administrations SET at = ?, date = ?, hour = ? WHERE patient_id = ? AND event_id = ?",
+        d, hour = local.day_hour(at)
+        updates.append((d.isoformat(), hour, patient_id, event_id))
+    db.conn.executemany("UPDATE administrations SET date = ?, hour = ? WHERE patient_id = ? AND event_id = ?",
                         updates)
 
 
 # --- schema -----------------------------------------------------------------------------------
+
+
+def create_indexes(db: sqlite_utils.Database) -> None:
+    """Secondary indexes, made after a bulk load (sorting once beats growing them row by row)."""
+    db["rate_segments"].create_index(["patient_id", "start_us"], if_not_exists=True)
+    db["administrations"].create_index(["patient_id", "event_id"], unique=True, if_not_exists=True)
+    db["administrations"].create_index(["patient_id", "date"], if_not_exists=True)
+    db["hourly_totals"].create_index(["patient_id", "date"], if_not_exists=True)
 
 
 def create_tables(db: sqlite_utils.Database) -> None:
@@ -386,11 +421,9 @@ def create_tables(db: sqlite_utils.Database) -> None:
         "patient_id": str, "order_id": str, "drug": str, "route": str, "source": str, "start": str,
         "start_us": int, "end": str, "end_us": int, "rate": float, "rate_unit": str, "weight_kg": float,
         "mg_per_h": float})
-    db["rate_segments"].create_index(["patient_id", "start_us"])
     db["administrations"].create({
         "patient_id": str, "event_id": str, "order_id": str, "drug": str, "route": str, "kind": str,
-        "at": str, "at_us": int, "date": str, "hour": int, "amount_mg": float}, pk=("patient_id", "event_id"))
-    db["administrations"].create_index(["patient_id", "date"])
+        "at": str, "at_us": int, "date": str, "hour": int, "amount_mg": float})
     db["listed_medications"].create({
         "patient_id": str, "event_id": str, "line": int, "drug": str, "route": str, "form": str,
         "dose": float, "unit": str, "frequency": str, "rate": float, "rate_unit": str, "as_needed": int,
@@ -406,8 +439,7 @@ def create_tables(db: sqlite_utils.Database) -> None:
         "mme": float, "mme_table": str}, pk=("patient_id", "date", "drug", "route"))
     db["hourly_totals"].create({
         "patient_id": str, "date": str, "hour": int, "fold": int, "start": str, "start_us": int,
-        "drug": str, "route": str, "amount_mg": float}, pk=("patient_id", "start_us", "drug", "route"))
-    db["hourly_totals"].create_index(["patient_id", "date"])
+        "drug": str, "route": str, "amount_mg": float})
     db.execute("CREATE VIEW daily_mme AS SELECT patient_id, date, mme_table, SUM(mme) AS mme, "
                "SUM(CASE WHEN opioid = 1 AND mme IS NULL THEN 1 ELSE 0 END) AS opioids_without_factor "
                "FROM daily_totals WHERE opioid = 1 GROUP BY patient_id, date, mme_table")

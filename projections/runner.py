@@ -20,11 +20,13 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
+import orjson
 import sqlite_utils
 
 from mar.errors import MarError
+from mar.events import BY_TYPE, upcast
 from mar.store import EventStore
 
 BATCH = 50_000
@@ -44,16 +46,59 @@ class Batch:
     changes: dict = field(default_factory=dict)
 
 
+class Stored(NamedTuple):
+    """One stored event as a rebuild hands it over: position, dict, its JSON text, clinical time."""
+
+    position: int
+    data: dict
+    text: str | None  # the JSON as stored (None when it had to be decrypted or upcast)
+    t: int  # effective_at in epoch microseconds
+
+
+class Sink:
+    """Rows waiting to be inserted, per table, written with executemany in large groups."""
+
+    def __init__(self, db: sqlite_utils.Database, limit: int = 50_000):
+        self.db = db
+        self.limit = limit
+        self.rows: dict[str, list[tuple]] = {}
+        self.count = 0
+
+    def add(self, table: str, rows: list[tuple]) -> None:
+        if rows:
+            self.rows.setdefault(table, []).extend(rows)
+            self.count += len(rows)
+
+    def maybe_flush(self) -> None:
+        if self.count >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        for table, rows in self.rows.items():
+            self.db.conn.executemany(f"INSERT INTO [{table}] VALUES ({','.join('?' * len(rows[0]))})", rows)
+        self.rows.clear()
+        self.count = 0
+
+
 class Projection:
     name: str = ""
     version: int = 1
     tables: tuple[str, ...] = ()
 
     def create(self, db: sqlite_utils.Database) -> None:
+        """Create the tables (secondary indexes come from `indexes`, after a bulk load)."""
         raise NotImplementedError
+
+    def indexes(self, db: sqlite_utils.Database) -> None:
+        """Create secondary indexes if missing."""
 
     def apply(self, db: sqlite_utils.Database, batch: Batch) -> None:
         raise NotImplementedError
+
+    def bulk_patient(self, db: sqlite_utils.Database, patient_id: str, events: list[Stored], sink: Sink) -> None:
+        """A rebuild hands over each patient's whole stream in turn (tables start empty)."""
+        sink.flush()
+        self.apply(db, Batch([(x.position, x.data) for x in events], events[0].position, events[-1].position))
 
     def drop(self, db: sqlite_utils.Database) -> None:
         for view in getattr(self, "views", ()):
@@ -134,9 +179,11 @@ class Runner:
                 if row is None or row["version"] != p.version:
                     self._reset(db, p)
 
-    def _reset(self, db: sqlite_utils.Database, p: Projection) -> None:
+    def _reset(self, db: sqlite_utils.Database, p: Projection, bulk: bool = False) -> None:
         p.drop(db)
         p.create(db)
+        if not bulk:
+            p.indexes(db)
         db.execute("INSERT OR REPLACE INTO _projections (name, position, version, updated_at) VALUES (?,?,?,?)",
                    (p.name, 0, p.version, _now()))
 
@@ -164,18 +211,38 @@ class Runner:
                 low = min(positions.values(), default=target)
                 if low >= target:
                     return done
+                if done == 0 and max(positions.values()) == 0:
+                    return self._bulk(target)  # nothing projected yet: a rebuild is faster
                 events = self.store.read_all(low, min(self.batch_size, target - low), stop=target)
                 if not events:
                     return done
                 self._apply(events, positions)
                 done += len(events)
 
-    def rebuild(self) -> int:
-        """Drop every read model and project the whole store again."""
+    def rebuild(self, upto: int | None = None) -> int:
+        """Drop every read model and project the whole store again, in one transaction
+        (a crash leaves the old read models as they were)."""
+        target = self.store.max_position() if upto is None else upto
         with _write(self.db):
+            return self._bulk(target)
+
+    def _bulk(self, target: int) -> int:
+        """Project every event up to `target` patient by patient into empty tables, then index."""
+        for p in self.projections:
+            self._reset(self.db, p, bulk=True)
+        sink = Sink(self.db)
+        count = 0
+        for patient_id, events in patient_streams(self.store, target):
             for p in self.projections:
-                self._reset(self.db, p)
-        return self.catch_up()
+                p.bulk_patient(self.db, patient_id, events, sink)
+            sink.maybe_flush()
+            count += len(events)
+        sink.flush()
+        for p in self.projections:
+            p.indexes(self.db)
+            self.db.execute("UPDATE _projections SET position=?, updated_at=? WHERE name=?",
+                            (target, _now(), p.name))
+        return count
 
     def _positions_checked(self, target: int) -> dict[str, int]:
         positions = {r[0]: r[1] for r in self.db.execute("SELECT name, position FROM _projections").fetchall()}
@@ -198,6 +265,61 @@ class Runner:
             p.apply(self.db, Batch(mine, mine[0][0], last, changes))
             self.db.execute("UPDATE _projections SET position=?, updated_at=? WHERE name=?",
                             (last, _now(), p.name))
+
+
+def patient_streams(store: EventStore, upto: int, page: int = 20_000) -> Iterator[tuple[str, list[Stored]]]:
+    """Every patient's events up to position `upto`, one patient at a time, in stream order."""
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    recorder = store.recorder
+    mapper = store.mapper
+    plain = not (mapper.cipher or mapper.compressor)
+    if not isinstance(recorder, SQLiteApplicationRecorder):
+        yield from _grouped(store.iter_all(0), upto)
+        return
+    table = recorder.events_table_name
+    sql = (f"SELECT rowid, originator_id, originator_version, state FROM {table} WHERE rowid <= ? "
+           "AND (originator_id, originator_version) > (?, ?) ORDER BY originator_id, originator_version LIMIT ?")
+    key: tuple = ("", 0)
+    current, events = None, []
+    while True:
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(sql, (upto, key[0], key[1], page))
+            rows = c.fetchall()
+        if not rows:
+            break
+        for position, oid, version, state in rows:
+            if oid != current:
+                if events:
+                    yield events[0].data["patient_id"], events
+                current, events = oid, []
+            events.append(_stored(position, state, plain, mapper))
+        key = (rows[-1][1], rows[-1][2])
+    if events:
+        yield events[0].data["patient_id"], events
+
+
+def _stored(position: int, state: bytes, plain: bool, mapper) -> Stored:
+    from .timeline import instant
+
+    data = orjson.loads(state) if plain else mapper.decode(state)
+    text = state.decode() if plain else None
+    cls = BY_TYPE.get(data.get("type"))
+    if cls is not None and data.get("v", 1) < cls.version:
+        data, text = upcast(data), None
+    return Stored(position, data, text, instant(data["effective_at"]))
+
+
+def _grouped(items: Iterable[tuple[int, dict]], upto: int) -> Iterator[tuple[str, list[Stored]]]:
+    from .timeline import instant
+
+    by_patient: dict[str, list[Stored]] = {}
+    for position, data in items:
+        if position > upto:
+            break
+        by_patient.setdefault(data["patient_id"], []).append(
+            Stored(position, data, None, instant(data["effective_at"])))
+    yield from by_patient.items()
 
 
 class _write:

@@ -6,6 +6,7 @@ number whether the day is computed alone (incremental catch-up) or with all the 
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -16,12 +17,31 @@ ONE_US = timedelta(microseconds=1)
 US_PER_HOUR = 3_600_000_000
 
 
-def instant(text: str) -> int:
-    """ISO 8601 with offset -> epoch microseconds. Naive text is a ValueError (never guessed)."""
+def _instant(text: str) -> int:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise ValueError(f"time {text!r} has no UTC offset")
     return (value - EPOCH) // ONE_US
+
+
+_HOUR_BASE: dict[str, int] = {}
+
+
+def instant(text: str) -> int:
+    """ISO 8601 with offset -> epoch microseconds. Naive text is a ValueError (never guessed).
+
+    The common stored shape, YYYY-MM-DDTHH:MM:SS+HH:MM, is read through a cache of whole
+    hours: parsing every timestamp fully is a large share of a rebuild.
+    """
+    if len(text) == 25 and text[19] in "+-" and text[13] == ":" and text[16] == ":":
+        key = text[:13] + text[19:]
+        base = _HOUR_BASE.get(key)
+        if base is None:
+            if len(_HOUR_BASE) > 500_000:
+                _HOUR_BASE.clear()
+            base = _HOUR_BASE[key] = _instant(text[:13] + ":00:00" + text[19:])
+        return base + int(text[14:16]) * 60_000_000 + int(text[17:19]) * 1_000_000
+    return _instant(text)
 
 
 def parse_time(text: str, tz: ZoneInfo | None = None) -> int:
@@ -58,8 +78,71 @@ def day_bounds(day: date, tz: ZoneInfo) -> tuple[int, int]:
     return day_start(day, tz), day_start(day + timedelta(days=1), tz)
 
 
+QUARTER_US = 900_000_000
+DAY_US = 86_400_000_000
+EPOCH_DATE = date(1970, 1, 1)
+
+
+class LocalClock:
+    """Fast local calendar arithmetic for one time zone, exact on every offset change.
+
+    UTC offsets are cached per quarter hour of UTC (every modern offset change falls on a
+    quarter hour); a quarter hour whose two ends differ is never cached.
+    """
+
+    def __init__(self, tz: ZoneInfo):
+        self.tz = tz
+        self._offsets: dict[int, int] = {}
+        self._dates: dict[int, date] = {}
+        self._hours: dict[date, tuple] = {}
+
+    def offset(self, us: int) -> int:
+        q = us // QUARTER_US
+        off = self._offsets.get(q)
+        if off is None:
+            off = self._exact(us)
+            start = q * QUARTER_US
+            if self._exact(start) == self._exact(start + QUARTER_US - 1) == off:
+                self._offsets[q] = off
+        return off
+
+    def _exact(self, us: int) -> int:
+        return to_datetime(us, self.tz).utcoffset() // ONE_US
+
+    def day(self, us: int) -> date:
+        n = (us + self.offset(us)) // DAY_US
+        d = self._dates.get(n)
+        if d is None:
+            d = self._dates[n] = EPOCH_DATE + timedelta(days=n)
+        return d
+
+    def day_hour(self, us: int) -> tuple[date, int]:
+        """The local date and clock hour (0-23) of an instant."""
+        local = us + self.offset(us)
+        n = local // DAY_US
+        d = self._dates.get(n)
+        if d is None:
+            d = self._dates[n] = EPOCH_DATE + timedelta(days=n)
+        return d, (local % DAY_US) // 3_600_000_000
+
+    def hour_slot(self, us: int) -> tuple[date, int, int, int]:
+        """(local date, hour, fold, start) of the local clock hour holding an instant."""
+        d = self.day(us)
+        hours = self._hours.get(d)
+        if hours is None:
+            slices = hour_slices(d, self.tz)
+            hours = self._hours[d] = (tuple(s[2] for s in slices), slices)
+        hour, fold, start, _ = hours[1][bisect_right(hours[0], us) - 1]
+        return d, hour, fold, start
+
+
+@lru_cache(maxsize=256)
+def clock(tz: ZoneInfo) -> LocalClock:
+    return LocalClock(tz)
+
+
 def local_day(us: int, tz: ZoneInfo) -> date:
-    return to_datetime(us, tz).date()
+    return clock(tz).day(us)
 
 
 @lru_cache(maxsize=50_000)

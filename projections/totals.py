@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
-from .timeline import US_PER_HOUR, day_bounds, days_between, hour_slices, local_day, to_datetime
+from .timeline import US_PER_HOUR, clock, day_bounds, days_between, hour_slices, local_day
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,22 @@ def amounts(doses: Iterable[Dose], pieces: Iterable[Piece], tz: ZoneInfo, until:
     parts: dict[tuple, list[float]] = {}
     lo = None if first is None else day_bounds(first, tz)[0]
     hi = None if last is None else day_bounds(last, tz)[1]
+    local = clock(tz)
+    hourly = by != "day"
     for at, drug, route, mg in doses:
         if (until is not None and at > until) or (lo is not None and at < lo) or (hi is not None and at >= hi):
             continue
-        local = to_datetime(at, tz)
-        key = _slot(local, by, tz)
-        parts.setdefault(key + (drug, route), []).append(mg)
+        if hourly:
+            key = local.hour_slot(at)
+        else:
+            day = local.day(at)
+            key = (day, None, 0, day_bounds(day, tz)[0])
+        k = key + (drug, route)
+        got = parts.get(k)
+        if got is None:
+            parts[k] = [mg]
+        else:
+            got.append(mg)
     for start, end, drug, route, mg_h in pieces:
         if mg_h is None:
             continue
@@ -70,16 +80,6 @@ def amounts(doses: Iterable[Dose], pieces: Iterable[Piece], tz: ZoneInfo, until:
             for k, v in parts.items()]
     rows.sort(key=lambda r: (r.start, r.drug, r.route))
     return [r for r in rows if r.amount_mg != 0]
-
-
-def _slot(local: datetime, by: str, tz: ZoneInfo) -> tuple:
-    day = local.date()
-    if by == "day":
-        return (day, None, 0, day_bounds(day, tz)[0])
-    for hour, fold, start, end in hour_slices(day, tz):
-        if hour == local.hour and fold == local.fold:
-            return (day, hour, fold, start)
-    raise AssertionError(f"no clock hour for {local.isoformat()}")
 
 
 def _split(a: int, b: int, tz: ZoneInfo, by: str):

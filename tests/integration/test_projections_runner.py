@@ -65,21 +65,23 @@ class Boom(Exception):
 
 
 class FailingOnce(Projection):
-    """Raises on its second batch, after the projections before it wrote their rows."""
+    """Once armed, raises on its second batch, after the projections before it wrote their rows."""
 
     name, version, tables = "failing", 1, ("failing_rows",)
 
     def __init__(self):
+        self.armed = False
         self.batches = 0
 
     def create(self, db):
         db["failing_rows"].create({"position": int}, pk="position")
 
     def apply(self, db, batch):
-        self.batches += 1
         db.conn.executemany("INSERT INTO failing_rows VALUES (?)", [(p,) for p, _ in batch.events])
-        if self.batches == 2:
-            raise Boom("crash in the middle of a batch")
+        if self.armed:
+            self.batches += 1
+            if self.batches == 2:
+                raise Boom("crash in the middle of a batch")
 
 
 def test_a_crash_in_a_batch_applies_nothing_of_it_and_the_next_run_resumes(filled, tmp_path):
@@ -87,17 +89,34 @@ def test_a_crash_in_a_batch_applies_nothing_of_it_and_the_next_run_resumes(fille
     failing = FailingOnce()
     path = str(tmp_path / "crash.db")
     with Runner(filled, path, [EventsProjection(), MedicationProjection(), failing], batch_size=25) as runner:
+        assert runner.catch_up(upto=30) == 30  # the first catch-up is a bulk load
+        failing.armed = True
         with pytest.raises(Boom):
             runner.catch_up()
-        # the first batch is committed, the second rolled back whole: rows and positions agree
-        assert runner.positions() == {"events": 25, "medication": 25, "failing": 25}
-        assert runner.db["events"].count == 25 and runner.db["failing_rows"].count == 25
-        assert runner.catch_up() == top - 25
+        # the batch 31-55 is committed, 56-80 rolled back whole: rows and positions agree
+        assert runner.positions() == {"events": 55, "medication": 55, "failing": 55}
+        assert runner.db["events"].count == 55 and runner.db["failing_rows"].count == 55
+        assert runner.catch_up() == top - 55
         resumed = dump(runner)
     with Runner(filled, str(tmp_path / "clean.db"), [EventsProjection(), MedicationProjection(), FailingOnce()],
                 batch_size=10_000) as clean:
         clean.catch_up()
         assert dump(clean) == resumed
+
+
+def test_a_crash_during_a_rebuild_leaves_the_old_read_models(filled, tmp_path):
+    path = str(tmp_path / "old.db")
+    with Runner(filled, path) as runner:
+        runner.catch_up()
+        before = dump(runner)
+    failing = FailingOnce()
+    failing.armed = True
+    with Runner(filled, path, [EventsProjection(), MedicationProjection(), failing]) as runner:
+        with pytest.raises(Boom):
+            runner.rebuild()
+        after = dump(runner)
+    assert {k: v for k, v in after.items() if k not in ("failing_rows", "_projections")} == {
+        k: v for k, v in before.items() if k != "_projections"}
 
 
 def test_read_your_writes(filled):
