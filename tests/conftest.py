@@ -22,10 +22,12 @@ BACKENDS = [
 
 
 @pytest.fixture(params=BACKENDS)
-def store_url(request, tmp_path) -> str:
+def store_url(request, tmp_path, monkeypatch) -> str:
     if request.param == "sqlite":
         yield str(tmp_path / "mar.db")
     elif request.param == "postgres":
+        # Read models stay a SQLite file: where the SQLite store would put them by default.
+        monkeypatch.setenv("MAR_PROJECTIONS", str(tmp_path / "mar.projections.db"))
         with _postgres_database(request.getfixturevalue("_postgres_admin")) as url:
             yield url
     else:
