@@ -188,10 +188,16 @@ class Recorder:
         by_patient: dict[str, list[Candidate]] = {}
         for cand in candidates:
             by_patient.setdefault(cand.data["patient_id"], []).append(cand)
+        # Many patients: one query finds the new ones, which have nothing to load or match.
+        existing = self.store.patients_with_events(list(by_patient)) if len(by_patient) > 1 else None
         for patient_id, cands in by_patient.items():
             sid = stream_id(patient_id)
-            chart = charts[patient_id] = self.store.load_chart(patient_id)
-            stored = self.store.known_ids(patient_id, [c.event_id for c in cands])
+            if existing is not None and patient_id not in existing:
+                chart, stored = Chart(patient_id), {}
+            else:
+                chart = self.store.load_chart(patient_id)
+                stored = self.store.known_ids(patient_id, [c.event_id for c in cands])
+            charts[patient_id] = chart
             batch: dict[str, Candidate] = {}
             target_type = lambda eid: self._target_type(patient_id, eid, batch)  # noqa: E731
             for cand in cands:

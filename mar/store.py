@@ -181,6 +181,18 @@ class MarSQLiteRecorder(SQLiteApplicationRecorder):
             c.executemany("INSERT INTO mar_index VALUES (?,?,?,?,?)", rows)
         return ids
 
+    def select_streams(self, originator_ids: Sequence[str]) -> set[str]:
+        """Which of these streams have any stored event (one indexed query per 500)."""
+        found: set[str] = set()
+        ids = list(originator_ids)
+        with self.datastore.transaction(commit=False) as c:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                c.execute(f"SELECT DISTINCT originator_id FROM {self.events_table_name} "
+                          f"WHERE originator_id IN ({','.join('?' * len(chunk))})", chunk)
+                found.update(row[0] for row in c.fetchall())
+        return found
+
     def select_index(self, originator_id: str, event_ids: Sequence[str]) -> list[tuple[str, str, int]]:
         """(event id, digest, version) of the given ids already stored in one stream."""
         found = []
@@ -352,6 +364,15 @@ class EventStore:
 
     def stream(self, patient_id: str) -> list[Record]:
         return list(self.app.events.get(stream_id(patient_id)))
+
+    def patients_with_events(self, patient_ids: Sequence[str]) -> set[str] | None:
+        """The patients among these with any stored event, in one query per 500 patients;
+        None when the backend has no such query (then each patient is looked up alone)."""
+        select = getattr(self.recorder, "select_streams", None)
+        if select is None:
+            return None
+        by_hex = {stream_id(p).hex: p for p in patient_ids}
+        return {by_hex[h] for h in select(list(by_hex))}
 
     def known_ids(self, patient_id: str, event_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
         """event id -> (digest, version) for the ids already stored for this patient."""
