@@ -258,7 +258,7 @@ class Recorder:
         first: dict[str, int] = {}
         for r in records:
             first.setdefault(r.data["patient_id"], r.originator_version)
-        for patient_id, start in first.items():
-            chart = charts[patient_id]
-            if chart.version // SNAPSHOT_INTERVAL > (start - 1) // SNAPSHOT_INTERVAL:
-                self.store.save_snapshot(chart)
+        due = [charts[patient_id] for patient_id, start in first.items()
+               if charts[patient_id].version // SNAPSHOT_INTERVAL > (start - 1) // SNAPSHOT_INTERVAL]
+        if due:  # one transaction (one fsync) for all the patients of a large import
+            self.store.save_snapshots(due)

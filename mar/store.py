@@ -343,11 +343,21 @@ class EventStore:
             raise StoreError(f"cannot write to store {redact(self.url)}: {exc}; nothing was written") from exc
 
     def save_snapshot(self, chart: Chart) -> None:
-        record = Record(stream_id(chart.patient_id), chart.version, chart.to_dict(), SNAPSHOT_TOPIC)
+        self.save_snapshots([chart])
+
+    def save_snapshots(self, charts: Sequence[Chart]) -> None:
+        """Snapshots of charts, in one transaction. They are a cache: a conflict only means
+        another writer stored the same snapshot, and the others are then stored one by one."""
+        records = [Record(stream_id(c.patient_id), c.version, c.to_dict(), SNAPSHOT_TOPIC) for c in charts]
         try:
-            self.app.snapshots.put([record])  # type: ignore[union-attr]
+            self.app.snapshots.put(records)  # type: ignore[union-attr]
         except IntegrityError:
-            pass  # another writer stored the same snapshot
+            if len(records) > 1:
+                for record in records:
+                    try:
+                        self.app.snapshots.put([record])  # type: ignore[union-attr]
+                    except IntegrityError:
+                        pass
 
     # --- reading ------------------------------------------------------------------
 
