@@ -39,7 +39,7 @@ from .events import topic_for, upcast
 
 PATIENT_NAMESPACE = uuid.UUID("6f1c2c53-4a8e-5b7e-9d51-6d61722d7074")
 SNAPSHOT_TOPIC = "mar.chart:Chart"
-SNAPSHOT_INTERVAL = 500
+SNAPSHOT_INTERVAL = 200
 
 
 def stream_id(patient_id: str) -> uuid.UUID:
