@@ -201,41 +201,45 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
         return self.events_table_name.removesuffix("_events")
 
     def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
-                              **kwargs: Any) -> None:
-        """The library's insert, split into statements of about a megabyte.
+                              *, mar_keys: Sequence[tuple[str, str]] | None = None, **kwargs: Any) -> None:
+        """The library's insert, plus the index rows, with as little as possible under the lock.
 
-        In pipeline mode (which the library uses here) psycopg 3.2 and 3.3 hang when one
-        statement carries more than several megabytes: the server waits in ClientRead
-        for the rest of the message, which is never flushed. Smaller statements in the
-        same transaction and pipeline do not hang and cost nothing measurable.
+        The previous links are read before the table lock is taken: a batch starts from
+        the versions its writer loaded, committed and immutable, and if another writer got
+        there first the events insert fails on its primary key and the write is retried.
+        The lock, events insert and index insert then go to the server in one round trip.
+
+        Statements carry about a megabyte each: in pipeline mode (which the library uses
+        here) psycopg 3.2 and 3.3 hang when one statement carries more than several
+        megabytes (the server waits in ClientRead for the rest of a message that is never
+        flushed). Smaller statements in the same transaction do not.
         """
-        with curs.connection.cursor() as other:  # keep curs for the inserts' results only
-            self._lock_table(other)
-            self._notify_channel(other)
+        other = curs.connection.cursor()  # curs keeps the events inserts' results only
+        rows = []
+        if mar_keys is not None:
+            prev = self._previous_links(other, stored_events)
+            rows = index_rows(stored_events, mar_keys, self.chain_key, lambda oid, v: prev.get((oid, v)))
+        self._lock_table(other)
+        self._notify_channel(other)
         pg_events = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
                      for e in stored_events]
         chunks = _chunks(pg_events, [len(e.state) + 64 for e in stored_events])
         curs.executemany(self.insert_events_statement, [(c,) for c in chunks], returning=True)
+        if rows:
+            index_chunks = _chunks(rows, [len(r[2]) + 220 for r in rows])
+            other.executemany(
+                SQL("INSERT INTO {} SELECT * FROM unnest(%s::text[], %s::bigint[], "
+                    "%s::text[], %s::text[], %s::text[])").format(self.index_table),
+                [[list(column) for column in zip(*chunk)] for chunk in index_chunks],
+            )
 
     def _fetch_ids_after_insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
-                                       *, mar_keys: Sequence[tuple[str, str]] | None = None,
                                        **kwargs: Any) -> Sequence[int] | None:
-        # Called after the events insert succeeded, still holding the table lock.
         ids = [row["notification_id"] for row in curs.fetchall()]
         while curs.nextset():
             ids += [row["notification_id"] for row in curs.fetchall()]
         if len(ids) != len(stored_events):
             raise ProgrammingError(f"got {len(ids)} notification ids for {len(stored_events)} events")
-        if mar_keys is not None:
-            prev = self._previous_links(curs, stored_events)
-            rows = index_rows(stored_events, mar_keys, self.chain_key, lambda oid, v: prev.get((oid, v)))
-            if rows:
-                chunks = _chunks(rows, [len(r[2]) + 220 for r in rows])
-                curs.executemany(
-                    SQL("INSERT INTO {} SELECT * FROM unnest(%s::text[], %s::bigint[], "
-                        "%s::text[], %s::text[], %s::text[])").format(self.index_table),
-                    [[list(column) for column in zip(*chunk)] for chunk in chunks],
-                )
         return ids
 
     def _previous_links(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]

@@ -253,11 +253,11 @@ def test_projection_catch_up_killed_mid_way_is_consistent_and_completes(store_ur
     expected = read_models(reference)
     assert len(expected["events"]) == before + len(events)
 
-    # `mar project` killed inside its one batch: the batch rolls back whole.
+    # `mar project` on new read models: one bulk transaction, killed inside it, rolls back whole.
     killed = str(tmp_path / "killed.db")
     env = {"MAR_PROJECTIONS": killed}
-    # The runner's page cache holds a whole batch, so nothing reaches the WAL before commit.
-    kill_when(mar(store_url, "project", env=env), SQLiteWriteWatch(killed, spilled=0, held_for=0.3),
+    # The runner's page cache holds the transaction, so nothing reaches the WAL before commit.
+    kill_when(mar(store_url, "project", env=env), SQLiteWriteWatch(killed, spilled=0, held_for=0.05),
               "the projection writing")
     done = positions(killed)
     assert set(done.values()) == {0}, done
@@ -266,16 +266,18 @@ def test_projection_catch_up_killed_mid_way_is_consistent_and_completes(store_ur
     assert f"caught up with {before + len(events)} events" in out
     assert read_models(killed) == expected
 
-    # A catch-up in batches of 1,000 killed after some batches: a clean prefix stays.
-    batched = str(tmp_path / "batched.db")
+    # Incremental catch-up, batches of 1,000 after a first quarter, killed after some
+    # batches: a clean prefix stays, and `mar project` finishes the rest.
+    batched, quarter = str(tmp_path / "batched.db"), order[len(order) // 4]
     script = ("import sys; from mar.store import EventStore; from projections.runner import Runner\n"
-              "with EventStore(sys.argv[1]) as s, Runner(s, sys.argv[2], batch_size=1000) as r: r.catch_up()")
-    proc = subprocess.Popen([sys.executable, "-c", script, store_url, batched], cwd=ROOT,
+              "with EventStore(sys.argv[1]) as s, Runner(s, sys.argv[2], batch_size=1000) as r:\n"
+              "    r.catch_up(upto=int(sys.argv[3])); r.catch_up()")
+    proc = subprocess.Popen([sys.executable, "-c", script, store_url, batched, str(quarter)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    kill_when(proc, lambda: min(positions(batched).values(), default=0) > 0, "a batch committed")
+    kill_when(proc, lambda: min(positions(batched).values(), default=0) > quarter, "a batch committed")
     done = positions(batched)
-    assert 0 < min(done.values()) and max(done.values()) < top, done
+    assert quarter < min(done.values()) and max(done.values()) < top, done
     prefix = read_models(batched)["events"]
     assert len(prefix) == order.index(done["events"]) + 1  # exactly the events up to its position
-    out = finish(mar(store_url, "project", env={"MAR_PROJECTIONS": batched}))
+    finish(mar(store_url, "project", env={"MAR_PROJECTIONS": batched}))
     assert read_models(batched) == expected
