@@ -6,15 +6,19 @@ time, order) and `structural`: 1 for the events that shape orders, rate segments
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import sqlite_utils
 
+from mar.events import UPCASTERS
+from mar.store import EventStore
+
 from .course import STRUCTURAL
 from .runner import Batch, Projection, Sink, Stored
-from .timeline import instant
 
-COLUMNS = ("position", "patient_id", "event_id", "type", "effective_at", "effective_us", "recorded_at",
-           "recorded_us", "recorded_by", "order_id", "structural", "data")
+COLUMNS = ("position", "patient_id", "event_id", "type", "effective_at", "recorded_at", "recorded_by", "order_id",
+           "structural", "data")
 REFOLDED = STRUCTURAL | {"entered_in_error"}
 
 
@@ -25,9 +29,8 @@ class EventsProjection(Projection):
 
     def create(self, db: sqlite_utils.Database) -> None:
         db["events"].create({
-            "position": int, "patient_id": str, "event_id": str, "type": str,
-            "effective_at": str, "effective_us": int, "recorded_at": str, "recorded_us": int,
-            "recorded_by": str, "order_id": str, "structural": int, "data": str,
+            "position": int, "patient_id": str, "event_id": str, "type": str, "effective_at": str,
+            "recorded_at": str, "recorded_by": str, "order_id": str, "structural": int, "data": str,
         }, pk="position")
 
     def indexes(self, db: sqlite_utils.Database) -> None:
@@ -40,15 +43,51 @@ class EventsProjection(Projection):
             [row(pos, e) for pos, e in batch.events],
         )
 
+    def bulk_all(self, db: sqlite_utils.Database, store: EventStore, upto: int, attached: str | None) -> bool:
+        return bulk_copy(db, store, upto, attached)
+
     def bulk_patient(self, db: sqlite_utils.Database, patient_id: str, events: list[Stored], sink: Sink) -> None:
         sink.add("events", [row(x.position, x.data, x.t, x.text) for x in events])
 
 
 def row(pos: int, e: dict, t: int | None = None, text: str | None = None) -> tuple:
-    return (pos, e["patient_id"], e["event_id"], e["type"], e["effective_at"],
-            instant(e["effective_at"]) if t is None else t, e["recorded_at"], instant(e["recorded_at"]),
+    return (pos, e["patient_id"], e["event_id"], e["type"], e["effective_at"], e["recorded_at"],
             e.get("recorded_by"), e.get("order_id"), 1 if e["type"] in REFOLDED else 0,
             orjson.dumps(e).decode() if text is None else text)
+
+
+def bulk_copy(db: sqlite_utils.Database, store: EventStore, upto: int, attached: str | None) -> bool:
+    """Copy the store's rows into `events` inside SQLite (no Python per row), when the store
+    is a plain SQLite file (attached to db) whose rows need no upcasting, decryption or
+    decompression."""
+    if not sql_copy_possible(store, attached):
+        return False
+    table = store.recorder.events_table_name
+    refolded = ",".join(f"'{t}'" for t in sorted(REFOLDED))
+    db.execute(
+        "INSERT INTO events SELECT rowid, j ->> '$.patient_id', j ->> '$.event_id', j ->> '$.type', "
+        "j ->> '$.effective_at', j ->> '$.recorded_at', j ->> '$.recorded_by', j ->> '$.order_id', "
+        f"(j ->> '$.type') IN ({refolded}), j FROM (SELECT rowid, CAST(state AS TEXT) AS j "
+        f"FROM {attached}.{table} WHERE rowid <= ? ORDER BY rowid)", (upto,))
+    return True
+
+
+def sql_copy_possible(store: EventStore, attached: str | None) -> bool:
+    """Stored rows are the events' JSON as is: no cipher, no compression, nothing to upcast."""
+    mapper = store.mapper
+    return attached is not None and not (mapper.cipher or mapper.compressor or UPCASTERS)
+
+
+def store_file(store: EventStore) -> str | None:
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    if not isinstance(store.recorder, SQLiteApplicationRecorder):
+        return None
+    url = store.url
+    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+    if "://" in path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return str(Path(path).resolve())
 
 
 def patient_events(db: sqlite_utils.Database, patient_id: str, upto: int | None = None,

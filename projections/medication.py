@@ -9,8 +9,9 @@ Tables (one row per ...):
 - listed_medications: line of a discharge list, active until the next admission or death;
 - transitions: admission, transfer, discharge, readmission (with the orders active before);
 - weights: body weight recorded;
-- daily_totals / hourly_totals: amount per local day (hour) per drug and route, in mg, and
-  (daily) MME under the default table.
+- daily_totals: amount per local day per drug and route, in mg, and MME under the default
+  table (view daily_mme: MME per patient and day). Hourly totals are computed on demand
+  from administrations and rate_segments (the same function, so they add up to the days).
 
 Catch-up cost follows the new events, not the store: a dose adds one administration row and
 recomputes its local day; a structural event (order, change, transition, weight, correction
@@ -43,13 +44,13 @@ from .totals import amounts, days_touched
 REFOLD_ABOVE = 400
 
 TABLES = ("patients", "orders", "order_changes", "rate_segments", "administrations",
-          "listed_medications", "transitions", "weights", "daily_totals", "hourly_totals")
+          "listed_medications", "transitions", "weights", "daily_totals")
 PER_PATIENT = ("orders", "order_changes", "rate_segments", "listed_medications", "transitions", "weights")
 
 
 class MedicationProjection(Projection):
     name = "medication"
-    version = 1
+    version = 2
     tables = TABLES
     views = ("daily_mme",)
 
@@ -63,6 +64,18 @@ class MedicationProjection(Projection):
 
     def indexes(self, db: sqlite_utils.Database) -> None:
         create_indexes(db)
+
+    def bulk_all(self, db, store, upto: int, attached: str | None) -> bool:
+        """From a plain SQLite store whose events were just copied in SQL: doses in SQL too."""
+        from .bulk_sql import rebuild
+        from .events_table import sql_copy_possible
+
+        if not sql_copy_possible(store, attached) or "events" not in db.table_names():
+            return False
+        if (db.execute("SELECT MAX(position) FROM events").fetchone()[0] or 0) != upto:
+            return False
+        rebuild(self, db)
+        return True
 
     def bulk_patient(self, db, patient_id: str, events: list[Stored], sink: Sink) -> None:
         course = build_course([x.data for x in events], patient_id=patient_id, times=[x.t for x in events])
@@ -87,7 +100,7 @@ class MedicationProjection(Projection):
 
     def _refold(self, db, patient_id: str, events: list[dict], state: dict | None) -> set[date]:
         course = build_course(events, patient_id=patient_id)
-        for table in (*PER_PATIENT, "patients", "administrations", "daily_totals", "hourly_totals"):
+        for table in (*PER_PATIENT, "patients", "administrations", "daily_totals"):
             db.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))
         sink = Sink(db)
         days = self._course_rows(course, sink)
@@ -114,29 +127,23 @@ class MedicationProjection(Projection):
 
     def _totals_rows(self, patient_id: str, tz, doses, pieces, horizon, only: set[date] | None,
                      sink: Sink) -> None:
-        """Daily and hourly totals rows of the given local days (all days when only is None)."""
+        """Daily totals rows of the given local days (all days when only is None)."""
         first = min(only) if only else None
         last = max(only) if only else None
         wanted = None if only is None else {d.isoformat() for d in only}
         daily = [r for r in amounts(doses, pieces, tz, horizon, "day", first, last)
                  if wanted is None or r.date in wanted]
-        hourly = [r for r in amounts(doses, pieces, tz, horizon, "hour", first, last)
-                  if wanted is None or r.date in wanted]
         table, catalog = self.mme_table, self.catalog
         rows = []
         for r in daily:
-            d0, d1 = day_bounds(date.fromisoformat(r.date), tz)
             drug = catalog.drug(r.drug)
-            mme = opioid_mme(table, catalog, r.drug, r.route, r.amount_mg, (d1 - d0) / US_PER_HOUR)
-            rows.append((patient_id, r.date, r.drug, r.route, r.amount_mg,
-                         1 if drug is not None and drug.is_opioid else 0, mme, table.name))
+            opioid = drug is not None and drug.is_opioid
+            mme = None
+            if opioid:
+                d0, d1 = day_bounds(date.fromisoformat(r.date), tz)
+                mme = opioid_mme(table, catalog, r.drug, r.route, r.amount_mg, (d1 - d0) / US_PER_HOUR)
+            rows.append((patient_id, r.date, r.drug, r.route, r.amount_mg, 1 if opioid else 0, mme, table.name))
         sink.add("daily_totals", rows)
-        starts: dict[int, str] = {}
-        for r in hourly:
-            if r.start not in starts:
-                starts[r.start] = iso(r.start, tz)
-        sink.add("hourly_totals", [(patient_id, r.date, r.hour, r.fold, starts[r.start], r.start, r.drug, r.route,
-                                    r.amount_mg) for r in hourly])
 
 
 class _Incremental:
@@ -188,7 +195,6 @@ class _Incremental:
             return set()
         if old_tz != self.tz_name:  # a new calendar: every day is recomputed
             db.execute("DELETE FROM daily_totals WHERE patient_id = ?", (pid,))
-            db.execute("DELETE FROM hourly_totals WHERE patient_id = ?", (pid,))
             self.dirty = _all_days(db, pid, tz, horizon)
         self._recompute_days(tz, horizon)
         return self.dirty
@@ -260,8 +266,7 @@ class _Incremental:
         pieces = [_piece(s) for s in _segments(db, pid) if s[4] < hi and (s[5] is None or s[5] > lo)]
         for part in chunks([d.isoformat() for d in days]):
             marks = ",".join("?" * len(part))
-            for table in ("daily_totals", "hourly_totals"):
-                db.execute(f"DELETE FROM {table} WHERE patient_id = ? AND date IN ({marks})", [pid, *part])
+            db.execute(f"DELETE FROM daily_totals WHERE patient_id = ? AND date IN ({marks})", [pid, *part])
         sink = Sink(db)
         self.p._totals_rows(pid, tz, doses, pieces, horizon, self.dirty, sink)
         sink.flush()
@@ -401,7 +406,6 @@ def create_indexes(db: sqlite_utils.Database) -> None:
     db["rate_segments"].create_index(["patient_id", "start_us"], if_not_exists=True)
     db["administrations"].create_index(["patient_id", "event_id"], unique=True, if_not_exists=True)
     db["administrations"].create_index(["patient_id", "date"], if_not_exists=True)
-    db["hourly_totals"].create_index(["patient_id", "date"], if_not_exists=True)
 
 
 def create_tables(db: sqlite_utils.Database) -> None:
@@ -437,9 +441,6 @@ def create_tables(db: sqlite_utils.Database) -> None:
     db["daily_totals"].create({
         "patient_id": str, "date": str, "drug": str, "route": str, "amount_mg": float, "opioid": int,
         "mme": float, "mme_table": str}, pk=("patient_id", "date", "drug", "route"))
-    db["hourly_totals"].create({
-        "patient_id": str, "date": str, "hour": int, "fold": int, "start": str, "start_us": int,
-        "drug": str, "route": str, "amount_mg": float})
     db.execute("CREATE VIEW daily_mme AS SELECT patient_id, date, mme_table, SUM(mme) AS mme, "
                "SUM(CASE WHEN opioid = 1 AND mme IS NULL THEN 1 ELSE 0 END) AS opioids_without_factor "
                "FROM daily_totals WHERE opioid = 1 GROUP BY patient_id, date, mme_table")

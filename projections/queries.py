@@ -1,7 +1,8 @@
 """What the read commands ask: the regimen at a time and the totals, after catching up.
 
 Every function first brings the read models up to the store (read-your-writes). Without
-`--at`/`--known-at`, totals come straight from the daily/hourly tables; with them, from the
+`--at`/`--known-at`, daily totals come straight from the daily_totals table and hourly ones
+from the administrations and rate_segments tables; with them, from the
 patient's course folded as at that clinical time or as known at that recorded time.
 Times given without a UTC offset are read in the patient's time zone; the answer always
 echoes the instant it used.
@@ -138,9 +139,12 @@ def _from_tables(runner: Runner, patient_id: str, tz: ZoneInfo, d0: date | None,
                 f"SELECT date, drug, route, amount_mg FROM daily_totals WHERE {where}", params).fetchall()]
     hours = None
     if by == "hour":
-        hours = [Amount(*row) for row in db.execute(
-            f"SELECT date, hour, fold, start_us, drug, route, amount_mg FROM hourly_totals WHERE {where}",
-            params).fetchall()]
+        doses = db.execute(f"SELECT at_us, drug, route, amount_mg FROM administrations WHERE {where}",
+                           params).fetchall()
+        pieces = db.execute("SELECT start_us, end_us, drug, route, mg_per_h FROM rate_segments "
+                            "WHERE patient_id = ?", (patient_id,)).fetchall()
+        horizon = db.execute("SELECT horizon_us FROM patients WHERE patient_id = ?", (patient_id,)).fetchone()[0]
+        hours = amounts(doses, pieces, tz, horizon, "hour", d0, d1)
     uncounted = [_uncounted(*row, tz) for row in db.execute(
         "SELECT order_id, drug, route, rate, rate_unit, start_us, end_us FROM rate_segments "
         "WHERE patient_id = ? AND mg_per_h IS NULL ORDER BY start_us", (patient_id,)).fetchall()]

@@ -29,6 +29,10 @@ from mar.errors import MarError
 from mar.events import BY_TYPE, upcast
 from mar.store import EventStore
 
+from .timeline import instant
+
+loads = orjson.loads
+
 BATCH = 50_000
 
 
@@ -95,6 +99,11 @@ class Projection:
     def apply(self, db: sqlite_utils.Database, batch: Batch) -> None:
         raise NotImplementedError
 
+    def bulk_all(self, db: sqlite_utils.Database, store: EventStore, upto: int, attached: str | None) -> bool:
+        """A rebuild may first offer the whole store at once (True: done, skip bulk_patient).
+        `attached` names the store's SQLite file attached to `db` (None if it is not)."""
+        return False
+
     def bulk_patient(self, db: sqlite_utils.Database, patient_id: str, events: list[Stored], sink: Sink) -> None:
         """A rebuild hands over each patient's whole stream in turn (tables start empty)."""
         sink.flush()
@@ -156,7 +165,7 @@ class Runner:
             if not p.exists():
                 os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
         try:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False, uri=True)
             db = sqlite_utils.Database(conn)
             if self.path != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
@@ -205,14 +214,14 @@ class Runner:
         """Apply every stored event not yet projected (up to position `upto`). Returns how many."""
         target = self.store.max_position() if upto is None else upto
         done = 0
+        if target > 0 and max(self.positions().values(), default=0) == 0:
+            done = self._bulk_transaction(target, only_if_empty=True)  # nothing projected yet
         while True:
             with _write(self.db):
                 positions = self._positions_checked(target)
                 low = min(positions.values(), default=target)
                 if low >= target:
                     return done
-                if done == 0 and max(positions.values()) == 0:
-                    return self._bulk(target)  # nothing projected yet: a rebuild is faster
                 events = self.store.read_all(low, min(self.batch_size, target - low), stop=target)
                 if not events:
                     return done
@@ -223,21 +232,51 @@ class Runner:
         """Drop every read model and project the whole store again, in one transaction
         (a crash leaves the old read models as they were)."""
         target = self.store.max_position() if upto is None else upto
-        with _write(self.db):
-            return self._bulk(target)
+        return self._bulk_transaction(target, only_if_empty=False)
 
-    def _bulk(self, target: int) -> int:
+    def _bulk_transaction(self, target: int, only_if_empty: bool) -> int:
+        """One transaction for a whole rebuild. The store file is attached for SQL copies; the
+        transaction starts deferred and writes to our database first, so that only our file
+        is locked for writing (BEGIN IMMEDIATE would lock the attached store as well)."""
+        from .events_table import store_file
+
+        path = store_file(self.store)
+        attached = None
+        if path is not None:
+            self.db.execute("ATTACH DATABASE ? AS mar_store", (Path(path).as_uri() + "?mode=ro",))
+            attached = "mar_store"
+        try:
+            self.db.execute("BEGIN")
+            try:
+                self.db.execute("UPDATE _projections SET updated_at = updated_at")  # take our write lock
+                if only_if_empty and max(self.positions().values(), default=0) > 0:
+                    count = 0  # another reader did it meanwhile
+                else:
+                    count = self._bulk(target, attached)
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+            return count
+        finally:
+            if attached:
+                self.db.execute("DETACH DATABASE mar_store")
+
+    def _bulk(self, target: int, attached: str | None) -> int:
         """Project every event up to `target` patient by patient into empty tables, then index."""
         for p in self.projections:
             self._reset(self.db, p, bulk=True)
         sink = Sink(self.db)
         count = 0
-        for patient_id, events in patient_streams(self.store, target):
-            for p in self.projections:
+        rest = [p for p in self.projections if not p.bulk_all(self.db, self.store, target, attached)]
+        for patient_id, events in patient_streams(self.store, target) if rest else ():
+            for p in rest:
                 p.bulk_patient(self.db, patient_id, events, sink)
             sink.maybe_flush()
             count += len(events)
         sink.flush()
+        if not rest:
+            count = target  # positions have no gaps in a SQLite store
         for p in self.projections:
             p.indexes(self.db)
             self.db.execute("UPDATE _projections SET position=?, updated_at=? WHERE name=?",
@@ -299,20 +338,18 @@ def patient_streams(store: EventStore, upto: int, page: int = 20_000) -> Iterato
         yield events[0].data["patient_id"], events
 
 
-def _stored(position: int, state: bytes, plain: bool, mapper) -> Stored:
-    from .timeline import instant
+CURRENT = {name: cls.version for name, cls in BY_TYPE.items()}
 
-    data = orjson.loads(state) if plain else mapper.decode(state)
-    text = state.decode() if plain else None
-    cls = BY_TYPE.get(data.get("type"))
-    if cls is not None and data.get("v", 1) < cls.version:
-        data, text = upcast(data), None
-    return Stored(position, data, text, instant(data["effective_at"]))
+
+def _stored(position: int, state: bytes, plain: bool, mapper) -> Stored:
+    data = loads(state) if plain else mapper.decode(state)
+    if data.get("v", 1) != CURRENT.get(data.get("type"), 1):
+        data = upcast(data)
+        return Stored(position, data, None, instant(data["effective_at"]))
+    return Stored(position, data, state.decode() if plain else None, instant(data["effective_at"]))
 
 
 def _grouped(items: Iterable[tuple[int, dict]], upto: int) -> Iterator[tuple[str, list[Stored]]]:
-    from .timeline import instant
-
     by_patient: dict[str, list[Stored]] = {}
     for position, data in items:
         if position > upto:

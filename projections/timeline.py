@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_NAIVE = datetime(1970, 1, 1)
 ONE_US = timedelta(microseconds=1)
 US_PER_HOUR = 3_600_000_000
 
@@ -59,7 +60,11 @@ def to_datetime(us: int, tz: ZoneInfo | timezone = UTC) -> datetime:
 
 
 def iso(us: int | None, tz: ZoneInfo | timezone = UTC) -> str | None:
-    return None if us is None else to_datetime(us, tz).isoformat()
+    if us is None:
+        return None
+    if isinstance(tz, ZoneInfo):
+        return clock(tz).iso(us)
+    return to_datetime(us, tz).isoformat()
 
 
 @lru_cache(maxsize=64)
@@ -95,16 +100,33 @@ class LocalClock:
         self._offsets: dict[int, int] = {}
         self._dates: dict[int, date] = {}
         self._hours: dict[date, tuple] = {}
+        self._day_offsets: dict[int, int] = {}
+        self._suffixes: dict[int, str] = {}
 
     def offset(self, us: int) -> int:
+        d = us // DAY_US
+        off = self._day_offsets.get(d)
+        if off is not None:
+            return off
         q = us // QUARTER_US
         off = self._offsets.get(q)
         if off is None:
             off = self._exact(us)
+            if d not in self._day_offsets and self._exact(d * DAY_US) == self._exact((d + 1) * DAY_US - 1) == off:
+                self._day_offsets[d] = off  # no change in this UTC day (checked at both ends)
+                return off
             start = q * QUARTER_US
             if self._exact(start) == self._exact(start + QUARTER_US - 1) == off:
                 self._offsets[q] = off
         return off
+
+    def iso(self, us: int) -> str:
+        """Local ISO 8601 with offset, as datetime.isoformat() writes it."""
+        off = self.offset(us)
+        suffix = self._suffixes.get(off)
+        if suffix is None:
+            suffix = self._suffixes[off] = to_datetime(us, self.tz).isoformat()[19 + (7 if us % 1_000_000 else 0):]
+        return (EPOCH_NAIVE + timedelta(microseconds=us + off)).isoformat() + suffix
 
     def _exact(self, us: int) -> int:
         return to_datetime(us, self.tz).utcoffset() // ONE_US

@@ -9,16 +9,14 @@ incremental runner does) equals the same day computed with all the others.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
 from .timeline import US_PER_HOUR, clock, day_bounds, days_between, hour_slices, local_day
 
 
-@dataclass(frozen=True)
-class Amount:
+class Amount(NamedTuple):
     """One row of totals: a drug by a route over one day, or one clock hour of a day."""
 
     date: str
@@ -50,6 +48,7 @@ def amounts(doses: Iterable[Dose], pieces: Iterable[Piece], tz: ZoneInfo, until:
     hi = None if last is None else day_bounds(last, tz)[1]
     local = clock(tz)
     hourly = by != "day"
+    day_keys: dict[date, tuple] = {}
     for at, drug, route, mg in doses:
         if (until is not None and at > until) or (lo is not None and at < lo) or (hi is not None and at >= hi):
             continue
@@ -57,7 +56,9 @@ def amounts(doses: Iterable[Dose], pieces: Iterable[Piece], tz: ZoneInfo, until:
             key = local.hour_slot(at)
         else:
             day = local.day(at)
-            key = (day, None, 0, day_bounds(day, tz)[0])
+            key = day_keys.get(day)
+            if key is None:
+                key = day_keys[day] = (day, None, 0, day_bounds(day, tz)[0])
         k = key + (drug, route)
         got = parts.get(k)
         if got is None:

@@ -47,7 +47,7 @@ def test_the_database_opens_with_sqlite_utils_and_has_the_read_models(filled, st
     db = sqlite_utils.Database(path)
     names = set(db.table_names())
     assert {"_projections", "events", "patients", "orders", "order_changes", "rate_segments", "administrations",
-            "listed_medications", "transitions", "weights", "daily_totals", "hourly_totals"} <= names
+            "listed_medications", "transitions", "weights", "daily_totals"} <= names
     assert "daily_mme" in db.view_names()
     assert db["events"].count == count
     assert {r["name"]: r["position"] for r in db["_projections"].rows} == {"events": count, "medication": count}
