@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
-from .clinical_time import parse_instant, to_utc
+from .clinical_time import UTC
 
 INPATIENT_KINDS = ("admitted", "transferred", "readmitted")
 ENDS_ORDERS = ("discharged", "admitted", "readmitted")
@@ -23,7 +23,12 @@ ENDS_ORDERS = ("discharged", "admitted", "readmitted")
 @lru_cache(maxsize=4096)
 def _t(text: str) -> datetime:
     # Cached: the checks and then the fold read the same effective_at of each new event.
-    return to_utc(parse_instant(text))
+    # parse_instant's rule (an offset is required) in fewer calls, as this runs twice per
+    # event: Python 3.11 reads "Z", and fromisoformat's offsets are fixed, never None.
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("timestamp has no UTC offset")
+    return value.astimezone(UTC)
 
 
 @dataclass
