@@ -27,7 +27,7 @@ def verify(settings, as_json, anchor_file):
     from mar.audit import verify as verify_store
 
     anchors = _anchors(anchor_file) if anchor_file else ()
-    with settings.store() as store:
+    with _reading(settings) as store:
         report = verify_store(store, anchors)
     if as_json:
         dump_json(report.to_dict())
@@ -38,6 +38,14 @@ def verify(settings, as_json, anchor_file):
             click.echo(f"... and {report.breaks_total - len(report.breaks)} more breaks")
         click.echo(_summary(report))
     sys.exit(0 if report.ok else 1)
+
+
+def _reading(settings):
+    """The store opened read-only: an audit command never writes, and a mistyped --db is an
+    error, not a new empty store that verifies."""
+    from mar.store import EventStore
+
+    return EventStore(settings.db, read_only=True)
 
 
 def _summary(report) -> str:
@@ -77,7 +85,7 @@ def export(settings, patient, fmt, output):
     """
     from mar.export import export_events, private_output, write_jsonl
 
-    with settings.store() as store:
+    with _reading(settings) as store:
         lines = export_events(store, patient)
         if output:
             with private_output(output) as fh:
@@ -105,7 +113,7 @@ def diff(settings, patient, known_at, as_json):
 
     if len(known_at) != 2:
         raise click.UsageError("give --known-at exactly twice: the earlier moment, then the later one")
-    with settings.store() as store:
+    with _reading(settings) as store:
         changes = record_diff(store, patient, *known_at)
     if as_json:
         dump_json(changes)

@@ -6,8 +6,11 @@ ids are the 32-hex form `mar_index` keeps.
 """
 from __future__ import annotations
 
+import sqlite3
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
+
+from .errors import StoreError
 
 if TYPE_CHECKING:
     from .store import EventStore
@@ -31,7 +34,7 @@ def stream_order(store: "EventStore") -> Iterator[tuple[dict, Iterator[list[Stre
             yield result
         return
     table = store.recorder.events_table_name
-    with store.recorder.datastore.transaction(commit=False) as cursor:
+    with store.recorder.datastore.transaction(commit=False) as cursor, _not_a_store(store):
         c = cursor.sqlite_cursor
         c.row_factory = None
         c.execute(
@@ -47,6 +50,15 @@ def stream_order(store: "EventStore") -> Iterator[tuple[dict, Iterator[list[Stre
             "ORDER BY e.originator_id, e.originator_version"
         )
         yield orphans, _pages(c)
+
+
+@contextmanager
+def _not_a_store(store: "EventStore") -> Iterator[None]:
+    """A SQLite file without mar's tables (opened read-only, nothing was created)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"cannot read {store.url} as a mar store: {exc}") from None
 
 
 def _pages(c) -> Iterator[list[tuple]]:
@@ -111,7 +123,7 @@ def _log_page(store: "EventStore", stream: str | None, after: int, page: int) ->
             return [(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in c.fetchall()]
     where = "AND e.originator_id = ? " if stream else ""
     params = (after, stream, page) if stream else (after, page)
-    with recorder.datastore.transaction(commit=False) as c:
+    with recorder.datastore.transaction(commit=False) as c, _not_a_store(store):
         c.execute(
             "SELECT e.rowid, e.originator_version, e.state, i.digest, i.chain "
             f"FROM {recorder.events_table_name} e LEFT JOIN mar_index i ON i.originator_id = e.originator_id "

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import random
+import sqlite3
 import struct
 import time
 import uuid
@@ -285,7 +286,7 @@ class EventStore:
         self.recorder = self.app.recorder
         try:
             self.mode = security.open_mode(self)
-        except (PersistenceError, MarError) as exc:
+        except (PersistenceError, sqlite3.Error, MarError) as exc:  # sqlite3: e.g. not a database
             self.app.close()
             if isinstance(exc, MarError):
                 raise

@@ -50,7 +50,10 @@ def test_a_fresh_store_verifies(runner, db):
 
 
 def test_an_empty_store_verifies(runner, tmp_path):
+    from mar.store import EventStore
+
     db = tmp_path / "empty.db"
+    EventStore(str(db)).close()
     assert run(runner, db, "verify").stdout.startswith("verified 0 events in 0 streams (sha256 chain): every link holds\n")
 
 
@@ -340,3 +343,25 @@ def test_a_row_inserted_before_version_1_is_found(runner, db):
     assert [(k, p, v) for k, p, v, _ in found(report)] == [
         ("changed", "p2", 0), ("changed", "p2", 1), ("out-of-order", "p2", 1)]
     assert report["breaks"][0]["detail"] == "version 0 cannot exist: stream versions start at 1"
+
+
+def test_verify_never_creates_a_store(runner, tmp_path):
+    result = run(runner, tmp_path / "typo.db", "verify", code=1)
+    assert result.stderr == f"Error: no store at {tmp_path / 'typo.db'} (read-only mode does not create one)\n"
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_verify_of_a_file_that_is_not_a_store(runner, tmp_path):
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE notes (text)")
+    con.commit()
+    con.close()
+    result = run(runner, other, "verify", code=1)
+    assert result.stderr == f"Error: cannot read {other} as a mar store: no such table: mar_index\n"
+    (tmp_path / "empty.db").write_bytes(b"")
+    result = run(runner, tmp_path / "empty.db", "verify", code=1)
+    assert result.stderr.startswith(f"Error: cannot open store {tmp_path / 'empty.db'}: ")
