@@ -23,10 +23,9 @@ def regimen(settings, patient, at, known_at, as_json):
     """Every active medication of PATIENT at a clinical time: orders (with dose or rate,
     frequency, PCA settings, start, last change and its reason, indication) and, after a
     discharge, the lines of the discharge list. Corrections (entered in error) are honoured."""
-    from projections.queries import regimen_at
+    from projections.queries import StoreRef, regimen_at
 
-    with settings.store() as store:
-        result = regimen_at(store, patient, at, known_at)
+    result = regimen_at(StoreRef(settings.db, settings.read_only), patient, at, known_at)
     if as_json:
         dump_json(result)
         return
@@ -87,10 +86,10 @@ def totals(settings, patient, first, last, by, mme_table, at, known_at, as_json)
     morphine milligram equivalents (MME) for opioids. Infusions and PCA basal rates are
     integrated over time and split exactly at the day or hour boundaries (23- and 25-hour
     days included); discrete doses count at their clinical time."""
-    from projections.queries import totals_for
+    from projections.queries import StoreRef, totals_for
 
-    with settings.store() as store:
-        result = totals_for(store, patient, first, last, by, mme_table, at, known_at)
+    result = totals_for(StoreRef(settings.db, settings.read_only), patient, first, last, by, mme_table, at,
+                        known_at)
     if as_json:
         dump_json(result)
         return

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
-import sqlite_utils
+from typing import TYPE_CHECKING
 
-from mar.events import UPCASTERS
-from mar.store import EventStore
+import orjson
 
 from .course import STRUCTURAL
 from .runner import Batch, Projection, Sink, Stored
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from mar.store import EventStore
 
 COLUMNS = ("position", "patient_id", "event_id", "type", "effective_at", "recorded_at", "recorded_by", "order_id",
            "structural", "data")
@@ -74,6 +77,8 @@ def bulk_copy(db: sqlite_utils.Database, store: EventStore, upto: int, attached:
 
 def sql_copy_possible(store: EventStore, attached: str | None) -> bool:
     """Stored rows are the events' JSON as is: no cipher, no compression, nothing to upcast."""
+    from mar.events import UPCASTERS
+
     mapper = store.mapper
     return attached is not None and not (mapper.cipher or mapper.compressor or UPCASTERS)
 

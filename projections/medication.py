@@ -27,8 +27,9 @@ from collections import defaultdict
 from datetime import date
 from typing import Iterable
 
+from typing import TYPE_CHECKING
+
 import orjson
-import sqlite_utils
 
 from mar.catalog import default_catalog
 
@@ -39,6 +40,9 @@ from .report import dosing_fields, opioid_mme
 from .runner import Batch, Projection, Sink, Stored, chunks
 from .timeline import US_PER_HOUR, clock, day_bounds, days_between, instant, iso, local_day, zone
 from .totals import amounts, days_touched
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 # A known patient with more new events than this in one batch is refolded whole.
 REFOLD_ABOVE = 400

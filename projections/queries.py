@@ -12,14 +12,22 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from mar.errors import MarError, UnknownPatient
-from mar.store import EventStore
 
 from . import report
 from .course import Course, build_course
 from .events_table import patient_events
 from .mme import load_table
-from .runner import Runner
+from .runner import Runner, projections_path
+
+if TYPE_CHECKING:
+    from mar.store import EventStore
 from .timeline import EPOCH, ONE_US, day_bounds, iso, parse_time, zone
 from .totals import Amount, amounts, course_inputs
 
@@ -32,6 +40,73 @@ def caught_up(store: EventStore) -> Runner:
     runner = Runner(store)
     runner.catch_up()
     return runner
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    """A store named by its URL: opened only if the read models are behind it."""
+
+    url: str
+    read_only: bool = False
+
+
+class _Models:
+    def __init__(self, conn: sqlite3.Connection):
+        self.db = conn
+
+
+@contextmanager
+def read_models(source: "EventStore | StoreRef"):
+    """The read models, caught up with the store (read-your-writes).
+
+    Given a StoreRef to a SQLite store, the store's last position is read straight from
+    the file: when the read models already have it, the event store (and its imports) is
+    never opened, which keeps a read command well under half a second.
+    """
+    if isinstance(source, StoreRef):
+        conn = _up_to_date(source)
+        if conn is not None:
+            try:
+                yield _Models(conn)
+            finally:
+                conn.close()
+            return
+        from mar.store import EventStore
+
+        with EventStore(source.url, read_only=source.read_only) as store, caught_up(store) as runner:
+            yield runner
+        return
+    with caught_up(source) as runner:
+        yield runner
+
+
+def _up_to_date(ref: StoreRef) -> sqlite3.Connection | None:
+    from .events_table import EventsProjection
+    from .medication import MedicationProjection
+
+    path = ref.url[len("sqlite:///"):] if ref.url.startswith("sqlite:///") else ref.url
+    if "://" in path or path == ":memory:" or not Path(path).is_file():
+        return None
+    try:
+        models = projections_path(ref.url)
+    except MarError:
+        return None
+    if not Path(models).is_file():
+        return None
+    try:
+        store = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            top = store.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0] or 0
+        finally:
+            store.close()
+        conn = sqlite3.connect(models, timeout=30)
+        have = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT name, position, version FROM _projections")}
+    except sqlite3.Error:
+        return None
+    if all(have.get(p.name) == (top, p.version) for p in (EventsProjection, MedicationProjection)):
+        return conn
+    conn.close()
+    return None
 
 
 def patient_zone(runner: Runner, patient_id: str) -> ZoneInfo:
@@ -74,9 +149,9 @@ def course_of(runner: Runner, patient_id: str, known_at: int | None, structural_
 # --- regimen ------------------------------------------------------------------------------------
 
 
-def regimen_at(store: EventStore, patient_id: str, at: str | None = None, known_at: str | None = None) -> dict:
+def regimen_at(store: "EventStore | StoreRef", patient_id: str, at: str | None = None, known_at: str | None = None) -> dict:
     """Every active medication of the patient at clinical time `at` (default: now)."""
-    with caught_up(store) as runner:
+    with read_models(store) as runner:
         tz = patient_zone(runner, patient_id)
         at_us = when(at, tz, "--at")
         known_us = when(known_at, tz, "--known-at")
@@ -90,7 +165,7 @@ def regimen_at(store: EventStore, patient_id: str, at: str | None = None, known_
 # --- totals -------------------------------------------------------------------------------------
 
 
-def totals_for(store: EventStore, patient_id: str, first: str | None = None, last: str | None = None,
+def totals_for(store: "EventStore | StoreRef", patient_id: str, first: str | None = None, last: str | None = None,
                by: str = "day", mme_table: str | None = None, at: str | None = None,
                known_at: str | None = None) -> dict:
     """Amounts per local day (or hour) and drug and route, with MME under the chosen table."""
@@ -100,7 +175,7 @@ def totals_for(store: EventStore, patient_id: str, first: str | None = None, las
     d0, d1 = day(first, "--from"), day(last, "--to")
     if d0 and d1 and d1 < d0:
         raise BadQuery(f"--to={last} is before --from={first}")
-    with caught_up(store) as runner:
+    with read_models(store) as runner:
         tz = patient_zone(runner, patient_id)
         at_us = when(at, tz, "--at")
         known_us = when(known_at, tz, "--known-at")

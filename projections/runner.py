@@ -22,14 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
+from typing import TYPE_CHECKING
+
 import orjson
-import sqlite_utils
 
 from mar.errors import MarError
-from mar.events import BY_TYPE, upcast
-from mar.store import EventStore
 
 from .timeline import instant
+
+if TYPE_CHECKING:  # heavy imports stay off the read path: a read command that is up to date needs neither
+    import sqlite_utils
+
+    from mar.store import EventStore
 
 loads = orjson.loads
 
@@ -159,6 +163,8 @@ class Runner:
     # --- the database -----------------------------------------------------------------
 
     def _open(self) -> sqlite_utils.Database:
+        import sqlite_utils
+
         if self.path != ":memory:":
             p = Path(self.path)
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -310,6 +316,9 @@ def patient_streams(store: EventStore, upto: int, page: int = 20_000) -> Iterato
     """Every patient's events up to position `upto`, one patient at a time, in stream order."""
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+    from mar.events import BY_TYPE
+
+    versions = {name: cls.version for name, cls in BY_TYPE.items()}
     recorder = store.recorder
     mapper = store.mapper
     plain = not (mapper.cipher or mapper.compressor)
@@ -332,18 +341,17 @@ def patient_streams(store: EventStore, upto: int, page: int = 20_000) -> Iterato
                 if events:
                     yield events[0].data["patient_id"], events
                 current, events = oid, []
-            events.append(_stored(position, state, plain, mapper))
+            events.append(_stored(position, state, plain, mapper, versions))
         key = (rows[-1][1], rows[-1][2])
     if events:
         yield events[0].data["patient_id"], events
 
 
-CURRENT = {name: cls.version for name, cls in BY_TYPE.items()}
-
-
-def _stored(position: int, state: bytes, plain: bool, mapper) -> Stored:
+def _stored(position: int, state: bytes, plain: bool, mapper, versions: dict) -> Stored:
     data = loads(state) if plain else mapper.decode(state)
-    if data.get("v", 1) != CURRENT.get(data.get("type"), 1):
+    if data.get("v", 1) != versions.get(data.get("type"), 1):
+        from mar.events import upcast
+
         data = upcast(data)
         return Stored(position, data, None, instant(data["effective_at"]))
     return Stored(position, data, state.decode() if plain else None, instant(data["effective_at"]))

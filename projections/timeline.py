@@ -173,17 +173,32 @@ def hour_slices(day: date, tz: ZoneInfo) -> tuple[tuple[int, int, int, int], ...
 
     On the 25-hour day the repeated hour appears twice (fold 0, then fold 1); on the
     23-hour day the skipped hour is absent. Zones with half-hour offsets still get
-    60-minute local hours.
+    60-minute local hours; an offset change in the middle of a local hour (some zones
+    changed at 00:01) ends the slice there, so every slice is one local hour label.
     """
     start, end = day_bounds(day, tz)
     out = []
     t = start
     while t < end:
+        off = _offset(t, tz)
+        nxt = min(t + US_PER_HOUR - (t + off) % US_PER_HOUR, end)
+        if _offset(nxt - 1, tz) != off:
+            a, b = t, nxt - 1  # offset(a) is off, offset(b) is not: find the change
+            while b - a > 1:
+                mid = (a + b) // 2
+                if _offset(mid, tz) == off:
+                    a = mid
+                else:
+                    b = mid
+            nxt = b
         local = to_datetime(t, tz)
-        nxt = min(t + US_PER_HOUR - (local.minute * 60 + local.second) * 1_000_000 - local.microsecond, end)
         out.append((local.hour, local.fold, t, nxt))
         t = nxt
     return tuple(out)
+
+
+def _offset(us: int, tz: ZoneInfo) -> int:
+    return to_datetime(us, tz).utcoffset() // ONE_US
 
 
 def days_between(first: date, last: date):

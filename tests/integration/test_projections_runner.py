@@ -180,3 +180,26 @@ def test_two_readers_catching_up_at_once_apply_each_event_once(filled, tmp_path)
         with Runner(filled, str(tmp_path / "single.db")) as single:
             single.catch_up()
             assert dump(single) == dump(runner)
+
+
+def test_an_up_to_date_read_does_not_open_the_event_store_but_a_new_write_does(filled, store_url, monkeypatch):
+    import mar.store
+    from projections.queries import StoreRef, regimen_at
+
+    first = regimen_at(StoreRef(store_url), P, "2020-03-02T12:00:00Z")  # catches up
+
+    class Opened(Exception):
+        pass
+
+    def refuse(*args, **kwargs):
+        raise Opened
+
+    monkeypatch.setattr(mar.store, "EventStore", refuse)
+    assert regimen_at(StoreRef(store_url), P, "2020-03-02T12:00:00Z") == first
+    monkeypatch.undo()
+    weight = {"type": "weight_recorded", "patient_id": P, "effective_at": "2020-03-02T12:00:00Z",
+              "weight": {"value": 70, "unit": "kg"}}
+    Recorder(filled, "t").record([(1, weight)])
+    monkeypatch.setattr(mar.store, "EventStore", refuse)
+    with pytest.raises(Opened):
+        regimen_at(StoreRef(store_url), P, "2020-03-02T12:00:00Z")
