@@ -17,7 +17,7 @@ from typing import Iterable
 
 from . import security
 from .errors import StoreError
-from .raw_rows import stream_order
+from .raw_rows import missing_triggers, stream_order
 from .store import EventStore, chain_hash
 
 MAX_LISTED = 1000  # breaks kept in the report; all are counted
@@ -30,6 +30,7 @@ UNINDEXED = "unindexed"        # an event row without index row: inserted, or it
 OUT_OF_ORDER = "out-of-order"  # notification ids do not rise with the version: rows reordered
 ANCHOR = "anchor"              # an externally anchored head is gone or different
 MODE = "mode"                  # the store's mode record is missing or disagrees with the key
+UNPROTECTED = "unprotected"    # append-only triggers dropped: rows could be changed at will
 
 
 class VerifyRefused(StoreError):
@@ -117,6 +118,10 @@ def verify(store: EventStore, anchors: Iterable[dict] = ()) -> Report:
     key = store.recorder.chain_key
     report = Report(chain=security.KEYED if key else security.PLAIN)
     _check_mode(store, key, report)
+    missing = missing_triggers(store)
+    if missing:
+        report.add(Break(UNPROTECTED, f"append-only triggers missing: {', '.join(missing)} "
+                                      "(dropped, so that rows could be changed or deleted)"))
     walk = _Walk(store, key, report, {a["stream"]: (int(a["version"]), a["chain"]) for a in anchors})
     with stream_order(store) as (orphans, pages):
         walk.orphans = orphans

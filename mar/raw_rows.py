@@ -130,3 +130,23 @@ def _log_page(store: "EventStore", stream: str | None, after: int, page: int) ->
             f"AND i.originator_version = e.originator_version WHERE e.rowid > ? {where}"
             "ORDER BY e.rowid LIMIT ?", params)
         return [tuple(r) for r in c.fetchall()]
+
+
+def missing_triggers(store: "EventStore") -> list[str]:
+    """The append-only triggers the store should have and does not."""
+    recorder = store.recorder
+    tables = (recorder.events_table_name, "mar_index", "mar_meta")
+    if _is_postgres(store):
+        wanted = [f"{t}_{kind}" for t in tables for kind in ("append_only", "no_truncate")]
+        with recorder.datastore.get_connection() as conn:
+            rows = conn.execute(
+                "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = %s AND t.tgname = ANY(%s)",
+                (recorder.datastore.schema, wanted)).fetchall()
+        present = {list(r.values())[0] if isinstance(r, dict) else r[0] for r in rows}
+    else:
+        wanted = [f"{t}_{kind}" for t in tables for kind in ("no_update", "no_delete")]
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            present = {r[0] for r in c.fetchall()}
+    return [name for name in wanted if name not in present]

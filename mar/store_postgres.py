@@ -74,7 +74,9 @@ def persistence_env(url: str, read_only: bool) -> dict:
     """Library settings for a PostgreSQL URL; fails early and clearly if it cannot connect."""
     params = parse_url(url)
     complete = _probe(url, params)
-    if read_only and not complete:
+    # A reader needs the tables only: an auditor must be able to verify a store whose
+    # append-only triggers were dropped (`mar verify` reports them missing).
+    if read_only and not complete and not _probe(url, params, store_tables):
         raise StoreError(f"no store at {redact(url)} (read-only mode does not create one)")
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -126,16 +128,17 @@ def _default_user() -> str:
     return getpass.getuser()
 
 
-def _probe(url: str, p: dict[str, str]) -> bool:
+def _probe(url: str, p: dict[str, str], check=None) -> bool:
     """One direct connection: a clear error now instead of the pool's retries later.
 
-    Returns whether the store's tables and triggers are all there already."""
+    Returns whether the store's tables and triggers are all there already (or what
+    `check` says)."""
     import psycopg
 
     try:
         with psycopg.connect(host=p["host"], port=p["port"], dbname=p["dbname"], user=p["user"],
                              password=p["password"] or None, connect_timeout=10) as conn:
-            return store_complete(conn, p["schema"] or "public", MarApplication.name.lower())
+            return (check or store_complete)(conn, p["schema"] or "public", MarApplication.name.lower())
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreError(f"cannot open store {redact(url)}: {reason}") from None
@@ -150,6 +153,16 @@ def store_complete(conn, schema: str, prefix: str) -> bool:
         "        WHERE s.nspname = %s AND t.tgname = ANY(%s)) = %s "
         "   AND to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
         (schema, triggers, len(triggers), schema, f"{prefix}_snapshots"),
+    ).fetchone()
+    return bool(row and list(row.values() if isinstance(row, dict) else row)[0])
+
+
+def store_tables(conn, schema: str, prefix: str) -> bool:
+    """The tables a reader needs exist: events, index and mode record."""
+    row = conn.execute(
+        "SELECT bool_and(to_regclass(format('%%I.%%I', %s::text, t)) IS NOT NULL) "
+        "FROM unnest(%s::text[]) AS t",
+        (schema, [f"{prefix}_events", "mar_index", "mar_meta"]),
     ).fetchone()
     return bool(row and list(row.values() if isinstance(row, dict) else row)[0])
 

@@ -95,8 +95,11 @@ def rows(db: Path) -> dict[tuple[str, int], dict]:
         con.close()
 
 
-def tamper(db: Path, *statements: tuple[str, tuple]) -> None:
-    """Run SQL on the file as someone with the file would: append-only triggers dropped first."""
+def tamper(db: Path, *statements: tuple[str, tuple], restore: bool = True) -> None:
+    """Run SQL on the file as someone with the file would: append-only triggers dropped
+    first and, unless `restore` is false, put back afterwards to cover the tracks."""
+    from mar.store import APPEND_ONLY
+
     con = sqlite3.connect(db)
     try:
         for name in TRIGGERS:
@@ -104,5 +107,8 @@ def tamper(db: Path, *statements: tuple[str, tuple]) -> None:
         for sql, params in statements:
             con.execute(sql, params)
         con.commit()
+        if restore:
+            for table in ("stored_events", "mar_index", "mar_meta"):
+                con.executescript(APPEND_ONLY.format(table=table))
     finally:
         con.close()

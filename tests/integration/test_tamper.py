@@ -365,3 +365,15 @@ def test_verify_of_a_file_that_is_not_a_store(runner, tmp_path):
     (tmp_path / "empty.db").write_bytes(b"")
     result = run(runner, tmp_path / "empty.db", "verify", code=1)
     assert result.stderr.startswith(f"Error: cannot open store {tmp_path / 'empty.db'}: ")
+
+
+def test_dropped_triggers_are_reported(runner, db):
+    r = rows(db)
+    tamper(db, ("UPDATE stored_events SET state=? WHERE rowid=?", (dose_80(r[("p1", 5)]["state"]), r[("p1", 5)]["position"])),
+           restore=False)
+    report = verify(runner, db, 1)
+    assert found(report) == [("unprotected", None, None, None), ("changed", "p1", 5, r[("p1", 5)]["position"])]
+    assert report["breaks"][0]["detail"] == (
+        "append-only triggers missing: stored_events_no_update, stored_events_no_delete, mar_index_no_update, "
+        "mar_index_no_delete, mar_meta_no_update, mar_meta_no_delete (dropped, so that rows could be changed "
+        "or deleted)")

@@ -7,6 +7,8 @@ import sqlite3
 
 import pytest
 
+from mar.store import EventStore
+
 from .audit_case import P1, P2, TRIGGERS, run, write_case
 
 
@@ -21,6 +23,11 @@ class Tamper:
         self.stream = "replace(originator_id::text, '-', '')" if self.postgres else "originator_id"
 
     def execute(self, *statements: tuple[str, tuple]) -> list:
+        out = self._execute(statements)
+        EventStore(self.url).close()  # the triggers come back: a writable open re-creates them
+        return out
+
+    def _execute(self, statements) -> list:
         if self.postgres:
             import psycopg
 
@@ -73,6 +80,14 @@ def found(report) -> list[tuple]:
 def test_fresh(runner, store):
     report = verify(runner, store, 0)
     assert (report["events"], report["streams"], report["breaks_total"]) == (12, 2, 0)
+
+
+def test_dropped_triggers(runner, store):
+    t = Tamper(store)
+    t._execute([])
+    report = verify(runner, store, 1)
+    assert found(report) == [("unprotected", None, None, None)]
+    assert report["breaks"][0]["detail"].startswith("append-only triggers missing: ")
 
 
 def test_modified(runner, store):
