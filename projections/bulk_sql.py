@@ -11,6 +11,7 @@ zoneinfo; tests/integration/test_projections_property.py compares the two.
 """
 from __future__ import annotations
 
+from datetime import date
 from itertools import groupby
 from operator import itemgetter
 
@@ -20,7 +21,7 @@ from mar.units import MASS_TO_MG
 
 from .course import build_course
 from .runner import Sink
-from .timeline import DAY_US, clock, zone
+from .timeline import DAY_US, clock, day_bounds, zone
 
 # unixepoch() gives whole seconds; stored times carry 6 fractional digits when they have any
 AT_US = ("(unixepoch({x}) * 1000000 + CASE WHEN substr({x}, 20, 1) = '.' "
@@ -123,13 +124,24 @@ def _administrations(db) -> None:
 
 
 def _daily_totals(projection, db, courses: dict, horizons: dict, sink: Sink) -> None:
-    doses = db.execute("SELECT patient_id, at_us, drug, route, amount_mg FROM administrations ORDER BY patient_id")
+    """Doses come already dated (SQL); segments are split by `amounts`; fsum makes the sum
+    independent of how the contributions were gathered."""
+    doses = db.execute("SELECT patient_id, date, drug, route, amount_mg FROM administrations "
+                       "WHERE date IS NOT NULL ORDER BY patient_id")
     by_patient = {pid: [r[1:] for r in group] for pid, group in groupby(doses, key=itemgetter(0))}
     for pid, course in courses.items():
         if not course.timezone:
             continue
+        tz = zone(course.timezone)
+        keys: dict[str, tuple] = {}
+        parts: dict[tuple, list[float]] = {}
+        for day, drug, route, mg in by_patient.get(pid, ()):
+            key = keys.get(day)
+            if key is None:
+                d = date.fromisoformat(day)
+                key = keys[day] = (d, None, 0, day_bounds(d, tz)[0])
+            parts.setdefault(key + (drug, route), []).append(mg)
         pieces = [(s.start, s.end, s.drug, s.route, s.mg_per_h) for s in course.segments]
-        projection._totals_rows(pid, zone(course.timezone), by_patient.get(pid, []), pieces, horizons.get(pid),
-                                None, sink)
+        projection._totals_rows(pid, tz, (), pieces, horizons.get(pid), None, sink, parts)
         sink.maybe_flush()
     sink.flush()

@@ -130,12 +130,12 @@ class MedicationProjection(Projection):
     # --- totals -------------------------------------------------------------------------
 
     def _totals_rows(self, patient_id: str, tz, doses, pieces, horizon, only: set[date] | None,
-                     sink: Sink) -> None:
+                     sink: Sink, parts: dict | None = None) -> None:
         """Daily totals rows of the given local days (all days when only is None)."""
         first = min(only) if only else None
         last = max(only) if only else None
         wanted = None if only is None else {d.isoformat() for d in only}
-        daily = [r for r in amounts(doses, pieces, tz, horizon, "day", first, last)
+        daily = [r for r in amounts(doses, pieces, tz, horizon, "day", first, last, parts)
                  if wanted is None or r.date in wanted]
         table, catalog = self.mme_table, self.catalog
         rows = []

@@ -35,15 +35,17 @@ Piece = tuple[int, "int | None", str, str, "float | None"]
 
 
 def amounts(doses: Iterable[Dose], pieces: Iterable[Piece], tz: ZoneInfo, until: int | None,
-            by: str = "day", first: date | None = None, last: date | None = None) -> list[Amount]:
+            by: str = "day", first: date | None = None, last: date | None = None,
+            parts: dict[tuple, list[float]] | None = None) -> list[Amount]:
     """Totals over local days [first, last] (all days with anything if not given).
 
     until: clinical time where counting stops: later doses are left out and running
     infusions (end None) are integrated up to it. None counts everything that has an end.
     Pieces without mg/h (a weight-based rate without a weight) are not counted; the
-    caller reports them.
+    caller reports them. `parts` may hold contributions already placed in their slots
+    (slot key + (drug, route) -> mg), as a rebuild does with doses dated in SQL.
     """
-    parts: dict[tuple, list[float]] = {}
+    parts = {} if parts is None else parts
     lo = None if first is None else day_bounds(first, tz)[0]
     hi = None if last is None else day_bounds(last, tz)[1]
     local = clock(tz)

@@ -1,0 +1,235 @@
+"""Read-side figures of issue 3, measured on this machine.
+
+  (a) full rebuild of every projection (Runner.rebuild) of a 200,000-event synthetic
+      hospital, beside a plain SQLite read of the same stored rows with an orjson decode
+      of each, in the same run;
+  (b) catch-up after 100 new events on a 1,000,000-event store (the new events are
+      recorded first, not timed; then Runner.catch_up is timed), several times;
+  (c) `mar regimen` and `mar totals` for one patient, end to end (process start included),
+      on the reference case and on the busiest patient of the 200,000-event store.
+
+Usage:  python bench/bench_projections.py            (200,000 + 1,000,000 events; ~10 minutes
+                                                       the first time, stores are kept in bench/out/proj)
+        python bench/bench_projections.py --quick    (20,000 + 100,000 events)
+Input files come from bench/generate.py (synthetic hospital, charting order).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out" / "proj"
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+import generate  # noqa: E402
+
+from mar.recording import Recorder  # noqa: E402
+from mar.store import EventStore  # noqa: E402
+from projections.runner import Runner  # noqa: E402
+
+USER = "bench"
+FIGURES = {"rebuild_rate": 50_000, "rebuild_ratio": 0.2, "catch_up_ms": 200.0, "query_s": 0.5}
+NEW = 100
+
+
+def fresh(path: Path) -> Path:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
+def load(path: Path) -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def hospital_store(events: int, extra: int, seed: int, prefix: str) -> tuple[Path, list[bytes]]:
+    """A store with `events` events of a synthetic hospital, and `extra` later lines to add."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    name = f"{prefix}-{events // 1000}k"
+    jsonl = OUT / f"{name}+{extra}.jsonl"
+    if not jsonl.exists():
+        generate.write_jsonl(generate.hospital(events=events + extra, seed=seed, prefix=prefix), jsonl)
+    lines = jsonl.read_bytes().splitlines()
+    db = OUT / f"{name}.db"
+    marker = OUT / f"{name}.imported"
+    if not (db.exists() and marker.exists()):
+        fresh(db)
+        t = time.perf_counter()
+        with EventStore(str(db)) as store:
+            recorder = Recorder(store, USER)
+            for i in range(0, events, 50_000):
+                recorder.record([(n, line) for n, line in enumerate(lines[i:min(i + 50_000, events)], i + 1)])
+        marker.write_text(f"{events}\n")
+        print(f"  imported {events:,} events into {db} in {time.perf_counter() - t:.0f} s")
+    return db, lines[events:]
+
+
+# --- (a) rebuild -------------------------------------------------------------------------------
+
+
+def plain_read(db: Path) -> float:
+    conn = sqlite3.connect(db)
+    t = time.perf_counter()
+    n = 0
+    for (state,) in conn.execute("SELECT state FROM stored_events ORDER BY rowid"):
+        orjson.loads(state)
+        n += 1
+    elapsed = time.perf_counter() - t
+    conn.close()
+    return elapsed
+
+
+def rebuild_once(store: EventStore, work: Path) -> tuple[float, float, int]:
+    path = fresh(work / "rebuild.projections.db")
+    with Runner(store, str(path)) as runner:
+        t, c = time.perf_counter(), time.process_time()
+        count = runner.rebuild()
+        return time.perf_counter() - t, time.process_time() - c, count
+
+
+def bench_rebuild(events: int, runs: int, work: Path) -> dict:
+    db, _ = hospital_store(events, 0, 1, "p")
+    with EventStore(str(db)) as store:
+        n = store.max_position()
+        plain, rebuild, cpu = [], [], []
+        for _ in range(runs):
+            plain.append(plain_read(db))
+            wall, c, count = rebuild_once(store, work)
+            assert count == n, (count, n)
+            rebuild.append(wall)
+            cpu.append(c)
+            plain.append(plain_read(db))
+    p, r = statistics.median(plain), statistics.median(rebuild)
+    return {"events": n, "plain_s": p, "plain_rate": n / p, "rebuild_s": r, "rebuild_rate": n / r,
+            "rebuild_cpu_s": statistics.median(cpu), "ratio": (n / r) / (n / p), "best_rebuild_s": min(rebuild),
+            "load": load(db)}
+
+
+# --- (b) catch-up ------------------------------------------------------------------------------
+
+
+def bench_catch_up(events: int, reps: int, work: Path) -> dict:
+    db, later = hospital_store(events, NEW * 40, 7, "q")
+    models = OUT / f"q-{events // 1000}k.projections.db"
+    with EventStore(str(db)) as store:
+        used = store.max_position() - events
+        if used + NEW * reps > len(later):
+            raise SystemExit(f"{db} has used its {len(later)} later events: delete it and {models} to start again")
+        with Runner(store, str(models)) as runner:
+            t = time.perf_counter()
+            first = runner.catch_up()
+            if first:
+                print(f"  projected {first:,} events of {db.name} in {time.perf_counter() - t:.0f} s")
+            recorder = Recorder(store, USER)
+            times, cpu = [], []
+            for rep in range(reps):
+                chunk = later[used + rep * NEW: used + (rep + 1) * NEW]
+                recorder.record([(n, line) for n, line in enumerate(chunk, 1)])
+                t, c = time.perf_counter(), time.process_time()
+                applied = runner.catch_up()
+                times.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+                assert applied == NEW, applied
+            size = store.max_position()
+    return {"store_events": size, "median_ms": statistics.median(times) * 1000, "max_ms": max(times) * 1000,
+            "cpu_median_ms": statistics.median(cpu) * 1000, "reps": reps, "load": load(db)}
+
+
+# --- (c) point queries -------------------------------------------------------------------------
+
+
+def mar(*args: str) -> float:
+    exe = shutil.which("mar") or sys.exit("the mar command is not installed (pip install -e .)")
+    env = dict(os.environ, MAR_USER=USER)
+    t = time.perf_counter()
+    out = subprocess.run([exe, *args], capture_output=True, env=env)
+    elapsed = time.perf_counter() - t
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.decode()[-500:])
+    return elapsed
+
+
+def bench_queries(work: Path, events: int, runs: int) -> list[dict]:
+    ref = work / "ref.db"
+    fresh(ref)
+    env_user = os.environ.get("MAR_USER")
+    os.environ["MAR_USER"] = USER
+    subprocess.run([shutil.which("mar"), "--db", str(ref), "import", str(ROOT / "fixtures" / "seed_case.jsonl")],
+                   check=True, capture_output=True)
+    if env_user is None:
+        os.environ.pop("MAR_USER")
+    db, _ = hospital_store(events, 0, 1, "p")
+    conn = sqlite3.connect(db)
+    busiest = None
+    with EventStore(str(db)) as store, Runner(store) as runner:
+        runner.catch_up()
+        busiest, count = runner.db.execute(
+            "SELECT patient_id, COUNT(*) FROM events GROUP BY patient_id ORDER BY 2 DESC LIMIT 1").fetchone()
+        day = runner.db.execute("SELECT MAX(date) FROM daily_totals WHERE patient_id = ?", (busiest,)).fetchone()[0]
+        at = runner.db.execute("SELECT horizon FROM patients WHERE patient_id = ?", (busiest,)).fetchone()[0]
+    conn.close()
+    cases = [
+        ("floor: mar --version", ["--version"]),
+        ("regimen ref-001 --at POD 30 --json", ["--db", str(ref), "regimen", "ref-001", "--at", "2007-11-14T12:00:00-08:00", "--json"]),
+        ("totals ref-001 --json (113 days)", ["--db", str(ref), "totals", "ref-001", "--json"]),
+        ("totals ref-001 --by hour (1 day)", ["--db", str(ref), "totals", "ref-001", "--by", "hour", "--from", "2007-10-16",
+                                              "--to", "2007-10-16", "--json"]),
+        ("totals ref-001 --known-at (refold)", ["--db", str(ref), "totals", "ref-001", "--known-at", "2008-03-01T00:00:00Z",
+                                                "--json"]),
+        (f"regimen {busiest} ({count} events) --at its horizon", ["--db", str(db), "regimen", busiest, "--at", at, "--json"]),
+        (f"totals {busiest} --json", ["--db", str(db), "totals", busiest, "--json"]),
+        (f"totals {busiest} --by hour (last day)", ["--db", str(db), "totals", busiest, "--by", "hour", "--from", day,
+                                                     "--to", day, "--json"]),
+    ]
+    results = []
+    for label, args in cases:
+        mar(*args)  # the first run catches up (imports) and warms the page cache
+        times = [mar(*args) for _ in range(runs)]
+        results.append({"case": label, "median_s": statistics.median(times), "max_s": max(times)})
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="20,000 and 100,000 events, fewer runs")
+    args = parser.parse_args()
+    small, big = (20_000, 100_000) if args.quick else (200_000, 1_000_000)
+    runs = 2 if args.quick else 3
+    work = Path(tempfile.mkdtemp(prefix="mar-bench-proj-"))
+    try:
+        print(f"(a) full rebuild, {small:,} events (median of {runs})")
+        r = bench_rebuild(small, runs, work)
+        print(f"  plain SQLite read + orjson decode: {r['plain_s']:.2f} s = {r['plain_rate']:,.0f} events/s")
+        print(f"  rebuild of all projections:        {r['rebuild_s']:.2f} s = {r['rebuild_rate']:,.0f} events/s "
+              f"(best {r['best_rebuild_s']:.2f} s; CPU {r['rebuild_cpu_s']:.2f} s = "
+              f"{r['events'] / r['rebuild_cpu_s']:,.0f} events per CPU second)")
+        print(f"  ratio rebuild / plain read: {r['ratio']:.3f}   (figures: >= {FIGURES['rebuild_rate']:,}/s, "
+              f">= {FIGURES['rebuild_ratio']}); load {r['load']:.1f}")
+        print(f"(b) catch-up of {NEW} new events on a {big:,}-event store")
+        c = bench_catch_up(big, 5 if args.quick else 10, work)
+        print(f"  store of {c['store_events']:,} events: median {c['median_ms']:.0f} ms, max {c['max_ms']:.0f} ms "
+              f"(CPU median {c['cpu_median_ms']:.0f} ms) over {c['reps']} runs; figure < {FIGURES['catch_up_ms']:.0f} ms;"
+              f" load {c['load']:.1f}")
+        print(f"(c) read commands end to end (median of {runs + 2}, after one warm-up run)")
+        for q in bench_queries(work, small, runs + 2):
+            print(f"  {q['case']:<55} {q['median_s']:.2f} s (max {q['max_s']:.2f})")
+        print(f"  figure: < {FIGURES['query_s']} s; load {load(work):.1f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
