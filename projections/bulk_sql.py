@@ -12,8 +12,10 @@ zoneinfo; tests/integration/test_projections_property.py compares the two.
 from __future__ import annotations
 
 from datetime import date
+import sqlite3
 from itertools import groupby
 from operator import itemgetter
+from pathlib import Path
 
 import orjson
 
@@ -30,20 +32,34 @@ MG = "CASE {u} " + " ".join(f"WHEN '{unit}' THEN {factor!r}" for unit, factor in
 NEVER = -(2 ** 62)
 
 
-def rebuild(projection, db) -> None:
-    """Fill the medication tables (empty, no secondary indexes) from the events table."""
-    sink = Sink(db)
-    courses = {}
-    rows = db.execute("SELECT patient_id, data FROM events WHERE structural = 1 ORDER BY patient_id, position")
-    loads = orjson.loads
-    for pid, group in groupby(rows, key=itemgetter(0)):
-        course = build_course([loads(d) for _, d in group], patient_id=pid)
-        from .medication import structure_rows
+def rebuild(projection, db, load) -> None:
+    """Fill the medication tables (empty, no secondary indexes). The structural events are
+    read from the store file and folded while the events table is still being copied."""
+    from .events_table import REFOLDED, store_file
+    from .medication import structure_rows
 
-        structure_rows(course, course.timezone, sink)
-        courses[pid] = course
-        sink.maybe_flush()
-    sink.flush()
+    held = Sink(db, limit=10 ** 12)  # nothing written until the copy is done
+    courses = {}
+    loads = orjson.loads
+    kinds = ",".join(f"'{t}'" for t in sorted(REFOLDED))
+    table = load.store.recorder.events_table_name
+    store = sqlite3.connect(Path(store_file(load.store)).as_uri() + "?mode=ro", uri=True)
+    try:
+        rows = store.execute(
+            f"SELECT originator_id, j FROM (SELECT originator_id, originator_version, CAST(state AS TEXT) AS j "
+            f"FROM {table} WHERE rowid <= ?) WHERE j ->> '$.type' IN ({kinds}) "
+            "ORDER BY originator_id, originator_version", (load.upto,))
+        for _, group in groupby(rows, key=itemgetter(0)):
+            events = [loads(j) for _, j in group]
+            pid = events[0]["patient_id"]
+            course = build_course(events, patient_id=pid)
+            structure_rows(course, course.timezone, held)
+            courses[pid] = course
+    finally:
+        store.close()
+    load.wait()
+    held.flush()
+    sink = Sink(db)
     horizons = dict(db.execute(
         f"SELECT patient_id, MAX({AT_US.format(x='effective_at')}) FROM events GROUP BY patient_id"))
     db.execute("CREATE TEMP TABLE voided (patient_id TEXT, event_id TEXT, PRIMARY KEY (patient_id, event_id))")
@@ -57,7 +73,7 @@ def rebuild(projection, db) -> None:
     _administrations(db)
     db.execute("DROP TABLE temp.voided")
     db.execute("DROP TABLE temp.tz_offsets")
-    _daily_totals(projection, db, courses, horizons, sink)
+    _daily_totals(projection, db, courses, horizons, sink, load)
 
 
 def _offsets(db, zones: set[str]) -> None:
@@ -123,12 +139,14 @@ def _administrations(db) -> None:
         )""")
 
 
-def _daily_totals(projection, db, courses: dict, horizons: dict, sink: Sink) -> None:
+def _daily_totals(projection, db, courses: dict, horizons: dict, sink: Sink, load) -> None:
     """Doses come already dated (SQL); segments are split by `amounts`; fsum makes the sum
-    independent of how the contributions were gathered."""
+    independent of how the contributions were gathered. The indexes are built meanwhile."""
     doses = db.execute("SELECT patient_id, date, drug, route, amount_mg FROM administrations "
-                       "WHERE date IS NOT NULL ORDER BY patient_id")
+                       "WHERE date IS NOT NULL ORDER BY patient_id").fetchall()
+    load.in_background(_indexes, db)
     by_patient = {pid: [r[1:] for r in group] for pid, group in groupby(doses, key=itemgetter(0))}
+    del doses
     for pid, course in courses.items():
         if not course.timezone:
             continue
@@ -143,5 +161,13 @@ def _daily_totals(projection, db, courses: dict, horizons: dict, sink: Sink) -> 
             parts.setdefault(key + (drug, route), []).append(mg)
         pieces = [(s.start, s.end, s.drug, s.route, s.mg_per_h) for s in course.segments]
         projection._totals_rows(pid, tz, (), pieces, horizons.get(pid), None, sink, parts)
-        sink.maybe_flush()
+    load.wait()
     sink.flush()
+
+
+def _indexes(db) -> None:
+    from .events_table import EventsProjection
+    from .medication import create_indexes
+
+    EventsProjection().indexes(db)
+    create_indexes(db)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from .course import STRUCTURAL
-from .runner import Batch, Projection, Sink, Stored
+from .runner import Batch, BulkLoad, Projection, Sink, Stored
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -46,8 +46,12 @@ class EventsProjection(Projection):
             [row(pos, e) for pos, e in batch.events],
         )
 
-    def bulk_all(self, db: sqlite_utils.Database, store: EventStore, upto: int, attached: str | None) -> bool:
-        return bulk_copy(db, store, upto, attached)
+    def bulk_all(self, db: sqlite_utils.Database, load: BulkLoad) -> bool:
+        if not sql_copy_possible(load.store, load.attached):
+            return False
+        load.copied.add("events")
+        load.in_background(bulk_copy, db, load.store, load.upto, load.attached)
+        return True
 
     def bulk_patient(self, db: sqlite_utils.Database, patient_id: str, events: list[Stored], sink: Sink) -> None:
         sink.add("events", [row(x.position, x.data, x.t, x.text) for x in events])

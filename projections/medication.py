@@ -69,16 +69,13 @@ class MedicationProjection(Projection):
     def indexes(self, db: sqlite_utils.Database) -> None:
         create_indexes(db)
 
-    def bulk_all(self, db, store, upto: int, attached: str | None) -> bool:
-        """From a plain SQLite store whose events were just copied in SQL: doses in SQL too."""
+    def bulk_all(self, db, load) -> bool:
+        """From a plain SQLite store whose events are being copied in SQL: doses in SQL too."""
         from .bulk_sql import rebuild
-        from .events_table import sql_copy_possible
 
-        if not sql_copy_possible(store, attached) or "events" not in db.table_names():
+        if "events" not in load.copied:
             return False
-        if (db.execute("SELECT MAX(position) FROM events").fetchone()[0] or 0) != upto:
-            return False
-        rebuild(self, db)
+        rebuild(self, db, load)
         return True
 
     def bulk_patient(self, db, patient_id: str, events: list[Stored], sink: Sink) -> None:

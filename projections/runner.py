@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,39 @@ class Sink:
         self.count = 0
 
 
+class BulkLoad:
+    """What a rebuild offers each projection first: the store, its SQLite file attached to the
+    read-model connection (None if it is not a plain file), and work left running in the
+    background (SQLite releases the GIL inside a statement, so a long INSERT ... SELECT can
+    run while Python folds)."""
+
+    def __init__(self, store: EventStore, upto: int, attached: str | None):
+        self.store = store
+        self.upto = upto
+        self.attached = attached
+        self.copied: set[str] = set()  # tables being filled in the background
+        self._threads: list[threading.Thread] = []
+        self._errors: list[BaseException] = []
+
+    def in_background(self, work, *args) -> None:
+        def run():
+            try:
+                work(*args)
+            except BaseException as exc:  # re-raised by wait(), in the caller's thread
+                self._errors.append(exc)
+
+        thread = threading.Thread(target=run, name="mar-bulk", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def wait(self) -> None:
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+        if self._errors:
+            raise self._errors[0]
+
+
 class Projection:
     name: str = ""
     version: int = 1
@@ -103,9 +137,10 @@ class Projection:
     def apply(self, db: sqlite_utils.Database, batch: Batch) -> None:
         raise NotImplementedError
 
-    def bulk_all(self, db: sqlite_utils.Database, store: EventStore, upto: int, attached: str | None) -> bool:
+    def bulk_all(self, db: sqlite_utils.Database, load: BulkLoad) -> bool:
         """A rebuild may first offer the whole store at once (True: done, skip bulk_patient).
-        `attached` names the store's SQLite file attached to `db` (None if it is not)."""
+        The database connection may be busy with `load`'s background work: call
+        `load.wait()` before using it."""
         return False
 
     def bulk_patient(self, db: sqlite_utils.Database, patient_id: str, events: list[Stored], sink: Sink) -> None:
@@ -274,7 +309,11 @@ class Runner:
             self._reset(self.db, p, bulk=True)
         sink = Sink(self.db)
         count = 0
-        rest = [p for p in self.projections if not p.bulk_all(self.db, self.store, target, attached)]
+        load = BulkLoad(self.store, target, attached)
+        try:
+            rest = [p for p in self.projections if not p.bulk_all(self.db, load)]
+        finally:
+            load.wait()
         for patient_id, events in patient_streams(self.store, target) if rest else ():
             for p in rest:
                 p.bulk_patient(self.db, patient_id, events, sink)
