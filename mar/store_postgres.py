@@ -16,9 +16,11 @@ import uuid
 from typing import Any, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from eventsourcing.persistence import ProgrammingError, StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.utils import retry
 from psycopg import Cursor
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
@@ -176,6 +178,20 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(self.datastore.schema)
         self.index_table = SQL("{}.mar_index").format(schema)
+        # Rendered once: psycopg would otherwise render composed SQL at every execution.
+        self.insert_index_statement = SQL(
+            "INSERT INTO {} SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[])"
+        ).format(self.index_table).as_string(None)
+        self._insert_events_sql = self.insert_events_statement.as_string(None)
+        self._lock_sql = [statement.as_string(None) for statement in self.lock_table_statements]
+        self._notify_sql = SQL("NOTIFY {}").format(Identifier(self.channel_name)).as_string(None)
+        self._previous_links_sql = SQL(
+            "SELECT i.originator_id, i.originator_version, i.chain FROM {} i "
+            "JOIN unnest(%s::text[], %s::bigint[]) AS w(oid, v) "
+            "ON i.originator_id = w.oid AND i.originator_version = w.v").format(self.index_table).as_string(None)
+        self._select_index_sql = SQL(
+            "SELECT event_id, digest, originator_version FROM {} "
+            "WHERE originator_id = %s AND event_id = ANY(%s)").format(self.index_table).as_string(None)
         self.sql_create_statements.append(SQL(INDEX_TABLE).format(schema=schema))
         self.meta_table = SQL("{}.mar_meta").format(schema)
         self.sql_create_statements.append(SQL(META_TABLE).format(schema=schema))
@@ -213,41 +229,64 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
     def _prefix(self) -> str:
         return self.events_table_name.removesuffix("_events")
 
-    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
-                              *, mar_keys: Sequence[tuple[str, str]] | None = None, **kwargs: Any) -> None:
-        """The library's insert, plus the index rows, with as little as possible under the lock.
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], *,
+                      mar_keys: Sequence[tuple[str, str]] | None = None, **kwargs: Any) -> Sequence[int] | None:
+        """The library's insert (table lock, NOTIFY, events) plus the index rows, committed
+        in one round trip, so that the table lock is never held while waiting for this client.
 
-        The previous links are read before the table lock is taken: a batch starts from
-        the versions its writer loaded, committed and immutable, and if another writer got
-        there first the events insert fails on its primary key and the write is retried.
-        The lock, events insert and index insert then go to the server in one round trip.
+        The previous links are read first, outside the transaction: a batch continues from
+        versions its writer loaded, committed and immutable; if another writer got there
+        first, the events insert fails on its primary key and the write is retried. Then
+        BEGIN, lock, inserts and COMMIT go to the server in one pipeline: the lock lasts as
+        long as the server's work and its WAL flush, whatever this process does meanwhile.
 
-        Statements carry about a megabyte each: in pipeline mode (which the library uses
-        here) psycopg 3.2 and 3.3 hang when one statement carries more than several
-        megabytes (the server waits in ClientRead for the rest of a message that is never
-        flushed). Smaller statements in the same transaction do not.
+        Statements carry about a megabyte each: in pipeline mode psycopg 3.2 and 3.3 hang
+        when one statement carries more than several megabytes (the server waits in
+        ClientRead for the rest of a message that is never flushed).
         """
-        other = curs.connection.cursor()  # curs keeps the events inserts' results only
-        rows = []
-        if mar_keys is not None:
-            prev = self._previous_links(other, stored_events)
-            rows = index_rows(stored_events, mar_keys, self.chain_key, lambda oid, v: prev.get((oid, v)))
-        self._lock_table(other)
-        self._notify_channel(other)
+        if not stored_events:
+            return []
+        with self.datastore.get_connection() as conn:
+            rows = []
+            if mar_keys is not None:
+                with conn.cursor() as curs:
+                    prev = self._previous_links(curs, stored_events)
+                rows = index_rows(stored_events, mar_keys, self.chain_key, lambda oid, v: prev.get((oid, v)))
+            failure: Exception | None = None
+            with conn.pipeline() as pipeline, conn.cursor() as curs, conn.cursor() as inserts:
+                curs.execute("BEGIN")
+                self._lock_table(curs)
+                self._notify_channel(curs)
+                inserts.executemany(self._insert_events_sql, self._event_chunks(stored_events), returning=True)
+                if rows:
+                    curs.executemany(self.insert_index_statement, _index_chunks(rows))
+                curs.execute("COMMIT")
+                try:
+                    pipeline.sync()
+                    ids = self._notification_ids(inserts, stored_events)
+                except Exception as exc:  # raised after the pipeline block, as the library does
+                    failure = exc
+            if failure is not None:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+                raise failure
+        return ids
+
+    def _lock_table(self, curs: Cursor[DictRow]) -> None:
+        for statement in self._lock_sql:
+            curs.execute(statement, prepare=True)
+
+    def _notify_channel(self, curs: Cursor[DictRow]) -> None:
+        curs.execute(self._notify_sql)
+
+    def _event_chunks(self, stored_events: Sequence[StoredEvent]) -> list[tuple]:
         pg_events = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
                      for e in stored_events]
-        chunks = _chunks(pg_events, [len(e.state) + 64 for e in stored_events])
-        curs.executemany(self.insert_events_statement, [(c,) for c in chunks], returning=True)
-        if rows:
-            index_chunks = _chunks(rows, [len(r[2]) + 220 for r in rows])
-            other.executemany(
-                SQL("INSERT INTO {} SELECT * FROM unnest(%s::text[], %s::bigint[], "
-                    "%s::text[], %s::text[], %s::text[])").format(self.index_table),
-                [[list(column) for column in zip(*chunk)] for chunk in index_chunks],
-            )
+        return [(c,) for c in _chunks(pg_events, [len(e.state) + 64 for e in stored_events])]
 
-    def _fetch_ids_after_insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
-                                       **kwargs: Any) -> Sequence[int] | None:
+    @staticmethod
+    def _notification_ids(curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> list[int]:
         ids = [row["notification_id"] for row in curs.fetchall()]
         while curs.nextset():
             ids += [row["notification_id"] for row in curs.fetchall()]
@@ -264,24 +303,14 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
         wanted = [(oid, v - 1) for oid, v in first.items() if v > 1]
         if not wanted:
             return {}
-        curs.execute(
-            SQL("SELECT i.originator_id, i.originator_version, i.chain FROM {} i "
-                "JOIN unnest(%s::text[], %s::bigint[]) AS w(oid, v) "
-                "ON i.originator_id = w.oid AND i.originator_version = w.v").format(self.index_table),
-            [[w[0] for w in wanted], [w[1] for w in wanted]],
-        )
+        curs.execute(self._previous_links_sql, [[w[0] for w in wanted], [w[1] for w in wanted]])
         return {(r["originator_id"], r["originator_version"]): r["chain"] for r in curs.fetchall()}
 
     def select_index(self, originator_id: str, event_ids: Sequence[str]) -> list[tuple[str, str, int]]:
         """(event id, digest, version) of the given ids already stored in one stream."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                SQL("SELECT event_id, digest, originator_version FROM {} "
-                    "WHERE originator_id = %s AND event_id = ANY(%s)").format(self.index_table),
-                (originator_id, list(event_ids)),
-            )
+            curs.execute(self._select_index_sql, (originator_id, list(event_ids)))
             return [(r["event_id"], r["digest"], r["originator_version"]) for r in curs.fetchall()]
-
 
     def select_meta(self) -> dict[str, str]:
         """The store's mode record (mar.security); empty when there is none."""
@@ -323,6 +352,11 @@ def _chunks(items: list, sizes: list[int]) -> list[list]:
     if current:
         chunks.append(current)
     return chunks
+
+
+def _index_chunks(rows: list[tuple]) -> list[list[list]]:
+    """Index rows as column arrays, about a megabyte per statement."""
+    return [[list(column) for column in zip(*chunk)] for chunk in _chunks(rows, [len(r[2]) + 220 for r in rows])]
 
 
 def _hex(oid) -> str:
