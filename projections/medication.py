@@ -211,10 +211,13 @@ class _Incremental:
         sink.flush()
         self.died = course.died_at
         new_drugs = _drug_map(db, pid)
+        for order_id in {*old_drugs, *new_drugs}:
+            if old_drugs.get(order_id) != new_drugs.get(order_id):
+                self._relabel(order_id, new_drugs.get(order_id) or "unknown")
         tz_changed = course.timezone != self.tz_name
         self.tz_name = course.timezone
         if tz_changed or course.timezone is None:
-            return
+            return  # a new calendar: apply() recomputes every day
         tz = zone(course.timezone)
         after = _segments(db, pid)
         old_set, new_set = set(before), set(after)
@@ -222,16 +225,14 @@ class _Incremental:
         came = [s for s in after if s not in old_set]
         self.dirty |= days_touched([_piece(s) for s in gone], [], tz, old_horizon)
         self.dirty |= days_touched([_piece(s) for s in came], [], tz, horizon)
-        for order_id in {*old_drugs, *new_drugs}:
-            if old_drugs.get(order_id) != new_drugs.get(order_id):
-                self._relabel(order_id, new_drugs.get(order_id) or "unknown", tz)
 
-    def _relabel(self, order_id: str, drug: str, tz) -> None:
+    def _relabel(self, order_id: str, drug: str) -> None:
+        """The drug of an order changed (its order was entered in error, or written anew)."""
         db, pid = self.db, self.patient_id
         rows = db.execute("SELECT DISTINCT date FROM administrations WHERE patient_id = ? AND order_id = ?",
                           (pid, order_id)).fetchall()
         db.execute("UPDATE administrations SET drug = ? WHERE patient_id = ? AND order_id = ?", (drug, pid, order_id))
-        self.dirty |= {date.fromisoformat(r[0]) for r in rows}
+        self.dirty |= {date.fromisoformat(r[0]) for r in rows if r[0] is not None}
 
     def _horizon_moved(self, segments: list[tuple], old, new, tz) -> None:
         """Running infusions count up to the horizon: the days it moved over change."""

@@ -203,3 +203,35 @@ def test_an_up_to_date_read_does_not_open_the_event_store_but_a_new_write_does(f
     monkeypatch.setattr(mar.store, "EventStore", refuse)
     with pytest.raises(Opened):
         regimen_at(StoreRef(store_url), P, "2020-03-02T12:00:00Z")
+
+
+def test_an_order_written_anew_after_a_correction_relabels_its_doses_in_both_paths(store, tmp_path):
+    def e(event_type, at, **kw):
+        return {"type": event_type, "patient_id": "r1", "effective_at": at, "idempotency_key": f"r1/{len(stream)}",
+                **kw}
+
+    stream: list[dict] = []
+    for event_type, at, kw in [
+        ("patient_registered", "2020-01-01T08:00:00Z", {"timezone": "Europe/London"}),
+        ("admitted", "2020-01-01T08:00:00Z", {"location": "ward"}),
+        ("medication_ordered", "2020-01-01T09:00:00Z", {"order_id": "x", "drug": "hydromorphone", "route": "iv",
+                                                        "prescriber": "d", "dosing": {"form": "as_needed",
+                                                        "dose": {"value": 2, "unit": "mg"}, "frequency": "q4h"}}),
+        ("dose_given", "2020-01-01T10:00:00Z", {"order_id": "x", "dose": {"value": 2, "unit": "mg"}, "route": "iv",
+                                                "kind": "as_needed"}),
+        ("entered_in_error", "2020-01-01T11:00:00Z", {"target_event_id": "r1/2", "reason": "wrong drug"}),
+        ("medication_ordered", "2020-01-01T11:00:00Z", {"order_id": "x", "drug": "morphine", "route": "iv",
+                                                        "prescriber": "d", "dosing": {"form": "as_needed",
+                                                        "dose": {"value": 2, "unit": "mg"}, "frequency": "q4h"}}),
+    ]:
+        stream.append(e(event_type, at, **kw))
+    Recorder(store, "t").record([(i, x) for i, x in enumerate(stream, 1)])
+    with Runner(store, str(tmp_path / "inc.db")) as inc:
+        for k in range(1, store.max_position() + 1):
+            inc.catch_up(upto=k)
+        incremental = dump(inc)
+    with Runner(store, str(tmp_path / "full.db")) as full:
+        full.rebuild()
+        rebuilt = dump(full)
+    assert incremental == rebuilt
+    assert [(r[2], r[3]) for r in rebuilt["daily_totals"]] == [("morphine", "iv")]
