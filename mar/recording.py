@@ -185,6 +185,7 @@ class Recorder:
         records, keys = [], []
         problems = list(shape_problems)
         charts: dict[str, Chart] = {}
+        starts: dict[str, int] = {}  # patient -> version of its first event in this write
         by_patient: dict[str, list[Candidate]] = {}
         for cand in candidates:
             by_patient.setdefault(cand.data["patient_id"], []).append(cand)
@@ -198,11 +199,12 @@ class Recorder:
                 chart = self.store.load_chart(patient_id)
                 stored = self.store.known_ids(patient_id, [c.event_id for c in cands])
             charts[patient_id] = chart
+            start = chart.version + 1
             batch: dict[str, Candidate] = {}
             target_type = lambda eid: self._target_type(patient_id, eid, batch)  # noqa: E731
             for cand in cands:
-                prior = self._prior_digest(cand.event_id, batch, stored)
-                if prior is not None:
+                if cand.event_id in batch or cand.event_id in stored:
+                    prior = self._prior_digest(cand.event_id, batch, stored)
                     if prior != cand.digest:
                         problems.append(Problem(cand.line, "idempotency_key", cand.event_id,
                                                 "already used for an event with different content"))
@@ -221,13 +223,14 @@ class Recorder:
                 summary.by_type[data["type"]] = summary.by_type.get(data["type"], 0) + 1
             if len(batch):
                 summary.patients.add(patient_id)
+                starts[patient_id] = start
         if problems:
             problems.sort(key=lambda p: (p.line is None, p.line or 0))
             raise InvalidEvents(problems, source)
         if records:
             self.store.append(records, keys)
         summary.added = len(records)
-        self._snapshot(charts, records)
+        self._snapshot(charts, starts)
         return summary
 
     @staticmethod
@@ -253,12 +256,9 @@ class Recorder:
             return batch[event_id].data["type"]
         return self.store.event_type(patient_id, event_id)
 
-    def _snapshot(self, charts: dict[str, Chart], records: list[Record]) -> None:
+    def _snapshot(self, charts: dict[str, Chart], starts: dict[str, int]) -> None:
         """Snapshot charts whose stream crossed a multiple of the interval (a cache only)."""
-        first: dict[str, int] = {}
-        for r in records:
-            first.setdefault(r.data["patient_id"], r.originator_version)
-        due = [charts[patient_id] for patient_id, start in first.items()
+        due = [charts[patient_id] for patient_id, start in starts.items()
                if charts[patient_id].version // SNAPSHOT_INTERVAL > (start - 1) // SNAPSHOT_INTERVAL]
         if due:  # one transaction (one fsync) for all the patients of a large import
             self.store.save_snapshots(due)
