@@ -9,9 +9,10 @@
       columns mar stored, 1,000 rows per statement and transaction) in the same run.
 
 Usage:  python bench/bench_postgres.py --url postgresql://postgres@127.0.0.1:5432/postgres
-        [--events 100000] [--seconds 10] [--writers 1 4] [--sqlite]
+        [--events 100000] [--seconds 10] [--writers 1 4 1 4 1 4] [--sqlite] [--append-only]
 The role must be allowed to create databases: each part uses a scratch database
-(mar_bench_*), dropped afterwards. --sqlite runs (a) on a SQLite file too, for comparison.
+(mar_bench_*), dropped afterwards. --sqlite runs (a) on a SQLite file too, for comparison;
+--append-only adds writers that skip validation and only append (how the store alone scales).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ import psycopg  # noqa: E402
 
 from mar.importing import import_file  # noqa: E402
 from mar.recording import Recorder  # noqa: E402
-from mar.store import EventStore  # noqa: E402
+from mar.store import EventStore, Record, stream_id  # noqa: E402
 from tests.integration.synthetic import chart_start, dose  # noqa: E402
 
 USER = "bench"
@@ -75,10 +76,13 @@ class Server:
 # --- (a) writers -------------------------------------------------------------------------------
 
 
-def _writer(url: str, patient_id: str, seconds: float, start, results) -> None:
-    """Record one dose per write until the time is up; report writes, time, time in append."""
+def _writer(url: str, patient_id: str, seconds: float, start, results, append_only: bool = False) -> None:
+    """Record one dose per write until the time is up; report writes, time, time in append.
+
+    append_only: skip validation and the chart, append one ready-made record per write (the
+    store's share of a write, to see how the store alone scales)."""
     with EventStore(url) as store:
-        rec = Recorder(store, f"rn.{patient_id}")
+        rec = _Appender(store, patient_id) if append_only else Recorder(store, f"rn.{patient_id}")
         in_append = 0.0
         real_append = store.append
 
@@ -98,6 +102,21 @@ def _writer(url: str, patient_id: str, seconds: float, start, results) -> None:
             rec.record([(1, dose(patient_id, n, "bench"))])
             n += 1
         results.put((n, time.perf_counter() - t0, in_append, time.process_time() - c0, under_lock[0]))
+
+
+class _Appender:
+    """Writes like Recorder.record, minus parsing, checks and loading the chart."""
+
+    def __init__(self, store: EventStore, patient_id: str):
+        self.store, self.patient_id = store, patient_id
+        self.version = len(store.stream(patient_id))
+
+    def record(self, lines) -> None:
+        (_, event), = lines
+        data = {**event, "event_id": event["idempotency_key"], "recorded_by": "bench", "v": 1}
+        self.version += 1
+        self.store.append([Record(stream_id(self.patient_id), self.version, data)],
+                          [(data["event_id"], "digest-" + data["event_id"])])
 
 
 def _time_under_lock(store: EventStore) -> list[float]:
@@ -124,14 +143,14 @@ def _time_under_lock(store: EventStore) -> list[float]:
     return total
 
 
-def bench_writers(url: str, writers: int, seconds: float) -> dict:
+def bench_writers(url: str, writers: int, seconds: float, append_only: bool = False) -> dict:
     patients = [f"writer-{w}" for w in range(writers)]
     with EventStore(url) as store:
         Recorder(store, USER).record(list(enumerate([e for p in patients for e in chart_start(p)], 1)))
         before = store.max_position()
     ctx = multiprocessing.get_context("spawn")
     start, results = ctx.Barrier(writers), ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(url, p, seconds, start, results)) for p in patients]
+    procs = [ctx.Process(target=_writer, args=(url, p, seconds, start, results, append_only)) for p in patients]
     for p in procs:
         p.start()
     out = [results.get(timeout=seconds + 300) for _ in procs]
@@ -142,12 +161,12 @@ def bench_writers(url: str, writers: int, seconds: float) -> dict:
     with EventStore(url) as store:
         stored = len([1 for p, _ in store.iter_all(after=before)])
     assert stored == writes, f"{writes} writes reported, {stored} stored"
-    r = {"writers": writers, "writes": writes, "seconds": wall, "rate": writes / wall,
+    r = {"writers": writers, "append_only": append_only, "writes": writes, "seconds": wall, "rate": writes / wall,
          "append_share": sum(o[2] for o in out) / sum(o[1] for o in out),
          "ms_per_write": 1000 * sum(o[1] for o in out) / writes,
          "cpu_ms_per_write": 1000 * sum(o[3] for o in out) / writes,
          "lock_ms_per_write": 1000 * sum(o[4] for o in out) / writes, "load": os.getloadavg()[0]}
-    print(f"  {writers} writer(s): {writes} writes in {wall:.1f} s = {r['rate']:,.0f}/s; "
+    print(f"  {writers} {'appender' if append_only else 'writer'}(s): {writes} writes in {wall:.1f} s = {r['rate']:,.0f}/s; "
           f"{r['ms_per_write']:.2f} ms per write per writer, {100 * r['append_share']:.0f}% of it in append, "
           f"{r['cpu_ms_per_write']:.2f} ms CPU in the writer, {r['lock_ms_per_write']:.2f} ms under the table "
           f"lock; load {r['load']:.1f}",
@@ -222,7 +241,7 @@ def report(r: dict) -> None:
           f"{s['synchronous_commit']}, shared_buffers {s['shared_buffers']}); psycopg {s['psycopg']}; "
           f"{os.cpu_count()} CPUs")
     print(f"{'figure':<62} {'measured':>12} {'target':>10}")
-    for backend in ("postgres", "sqlite"):
+    for backend in ("postgres", "sqlite", "postgres_append_only"):
         runs = r.get(f"writers_{backend}")
         if not runs:
             continue
@@ -235,7 +254,8 @@ def report(r: dict) -> None:
                    ("rate", "ms_per_write", "append_share", "cpu_ms_per_write", "lock_ms_per_write")}
             medians[count] = med
             runs_text = ", ".join(f"{g['rate']:,.0f}" for g in group)
-            label = f"(a) {backend}: {count} writer(s), one dose per write, writes/s"
+            what = "appends only" if backend.endswith("append_only") else "one dose per write"
+            label = f"(a) {backend.split('_')[0]}: {count} writer(s), {what}, writes/s"
             print(f"{label:<62} {med['rate']:>12,.0f}   (median of {runs_text})")
             print(f"{'      per write: ms; in append; writer CPU ms; ms under lock':<62} "
                   f"{med['ms_per_write']:>6.2f}; {100 * med['append_share']:.0f}%; "
@@ -247,6 +267,8 @@ def report(r: dict) -> None:
             target = f">= {FIGURES['scaling']:g}x" if backend == "postgres" else ""
             ok = verdict(scale >= FIGURES["scaling"]) if backend == "postgres" else ""
             print(f"{label:<62} {scale:>11.2f}x {target:>10}  {ok}")
+            paired = [b["rate"] / a["rate"] for a, b in zip(by_count[low], by_count[high])]
+            print(f"{'      run by run':<62} " + ", ".join(f"{x:.2f}x" for x in paired))
     if "import" in r:
         a = r["import"]
         print(f"{'(b) import ' + format(a['events'], ',') + ' events, events/s':<62} {a['rate']:>12,.0f}")
@@ -266,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="writer counts, run in this order (default 1 4 1 4 1 4: medians of three)")
     ap.add_argument("--only", choices=["writers", "import"], action="append", help="run only these parts")
     ap.add_argument("--sqlite", action="store_true", help="run the writers on a SQLite file too")
+    ap.add_argument("--append-only", action="store_true",
+                    help="also run writers that only append ready-made records (the store alone)")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = ap.parse_args(argv)
     if not args.url:
@@ -277,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         if "writers" in parts:
             results["writers_postgres"] = [bench_writers(server.database(f"w{n}"), n, args.seconds)
                                            for n in args.writers]
+            if args.append_only:
+                results["writers_postgres_append_only"] = [
+                    bench_writers(server.database(f"a{n}"), n, args.seconds, append_only=True) for n in args.writers]
             if args.sqlite:
                 with tempfile.TemporaryDirectory(prefix="mar-bench-") as tmp:
                     results["writers_sqlite"] = [bench_writers(str(Path(tmp) / f"w{n}.db"), n, args.seconds)
