@@ -38,7 +38,7 @@ from .events_table import has_events_before, patient_events
 from .mme import DEFAULT_TABLE, load_table
 from .report import dosing_fields, opioid_mme
 from .runner import Batch, Projection, Sink, Stored, chunks
-from .timeline import US_PER_HOUR, clock, day_bounds, days_between, instant, iso, local_day, zone
+from .timeline import US_PER_HOUR, day_bounds, days_between, instant, iso, local_day, zone
 from .totals import amounts, days_touched
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ PER_PATIENT = ("orders", "order_changes", "rate_segments", "listed_medications",
 
 class MedicationProjection(Projection):
     name = "medication"
-    version = 2
+    version = 3
     tables = TABLES
     views = ("daily_mme",)
 
@@ -113,7 +113,7 @@ class MedicationProjection(Projection):
         pid = course.patient_id
         tz = zone(course.timezone) if course.timezone else None
         structure_rows(course, course.timezone, sink)
-        sink.add("administrations", administration_rows(pid, tz, [
+        sink.add("administrations", administration_rows(pid, [
             (a.event_id, a.order_id, a.drug, a.route, a.kind, a.effective_at, a.at, a.mg)
             for a in course.administrations]))
         sink.add("patients", [patient_row(pid, course.timezone, course.horizon, course.died_at)])
@@ -184,7 +184,7 @@ class _Incremental:
         new_rows = [(e["event_id"], e["order_id"], drugs.get(e["order_id"]) or "unknown", e["route"].lower(),
                      e["kind"], e["effective_at"], instant(e["effective_at"]), _dose_mg(e)) for e in doses]
         sink = Sink(db)
-        sink.add("administrations", administration_rows(pid, tz, new_rows))
+        sink.add("administrations", administration_rows(pid, new_rows))
         sink.flush()
         if tz is not None:
             self.dirty.update(local_day(r[6], tz) for r in new_rows)
@@ -229,10 +229,12 @@ class _Incremental:
     def _relabel(self, order_id: str, drug: str) -> None:
         """The drug of an order changed (its order was entered in error, or written anew)."""
         db, pid = self.db, self.patient_id
-        rows = db.execute("SELECT DISTINCT date FROM administrations WHERE patient_id = ? AND order_id = ?",
+        rows = db.execute("SELECT at_us FROM administrations WHERE patient_id = ? AND order_id = ?",
                           (pid, order_id)).fetchall()
         db.execute("UPDATE administrations SET drug = ? WHERE patient_id = ? AND order_id = ?", (drug, pid, order_id))
-        self.dirty |= {date.fromisoformat(r[0]) for r in rows if r[0] is not None}
+        if self.tz_name:
+            tz = zone(self.tz_name)
+            self.dirty |= {local_day(r[0], tz) for r in rows}
 
     def _horizon_moved(self, segments: list[tuple], old, new, tz) -> None:
         """Running infusions count up to the horizon: the days it moved over change."""
@@ -245,14 +247,14 @@ class _Incremental:
                     self.dirty.update(days_between(local_day(a, tz), local_day(new - 1, tz)))
 
     def _remove_administration(self, event_id: str, tz) -> None:
-        row = self.db.execute("SELECT date FROM administrations WHERE patient_id = ? AND event_id = ?",
+        row = self.db.execute("SELECT at_us FROM administrations WHERE patient_id = ? AND event_id = ?",
                               (self.patient_id, event_id)).fetchone()
         if row is None:
             return
         self.db.execute("DELETE FROM administrations WHERE patient_id = ? AND event_id = ?",
                         (self.patient_id, event_id))
-        if tz is not None and row[0] is not None:
-            self.dirty.add(date.fromisoformat(row[0]))
+        if tz is not None:
+            self.dirty.add(local_day(row[0], tz))
 
     def _recompute_days(self, tz, horizon) -> None:
         if not self.dirty:
@@ -260,10 +262,10 @@ class _Incremental:
         db, pid = self.db, self.patient_id
         days = sorted(self.dirty)
         doses = []
-        for part in chunks([d.isoformat() for d in days]):
-            doses += db.execute(
-                f"SELECT at_us, drug, route, amount_mg FROM administrations WHERE patient_id = ? "
-                f"AND date IN ({','.join('?' * len(part))})", [pid, *part]).fetchall()
+        for first, last in _runs(days):
+            lo, hi = day_bounds(first, tz)[0], day_bounds(last, tz)[1]
+            doses += db.execute("SELECT at_us, drug, route, amount_mg FROM administrations WHERE patient_id = ? "
+                                "AND at_us >= ? AND at_us < ?", (pid, lo, hi)).fetchall()
         lo, hi = day_bounds(days[0], tz)[0], day_bounds(days[-1], tz)[1]
         pieces = [_piece(s) for s in _segments(db, pid) if s[4] < hi and (s[5] is None or s[5] > lo)]
         for part in chunks([d.isoformat() for d in days]):
@@ -272,6 +274,17 @@ class _Incremental:
         sink = Sink(db)
         self.p._totals_rows(pid, tz, doses, pieces, horizon, self.dirty, sink)
         sink.flush()
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days as runs of consecutive days: (first, last)."""
+    runs: list[tuple[date, date]] = []
+    for d in days:
+        if runs and (d - runs[-1][1]).days == 1:
+            runs[-1] = (runs[-1][0], d)
+        else:
+            runs.append((d, d))
+    return runs
 
 
 # --- rows ---------------------------------------------------------------------------------------
@@ -326,21 +339,9 @@ def structure_rows(course: Course, tz_name: str | None, sink: Sink) -> None:
     sink.add("weights", [(pid, event_id, iso(t, tz), t, kg) for t, kg, event_id in course.weights])
 
 
-def administration_rows(patient_id: str, tz, items: Iterable[tuple]) -> list[tuple]:
+def administration_rows(patient_id: str, items: Iterable[tuple]) -> list[tuple]:
     """items: (event_id, order_id, drug, route, kind, effective_at as charted, at_us, mg)."""
-    out = []
-    local = clock(tz) if tz is not None else None
-    days: dict[date, str] = {}
-    for event_id, order_id, drug, route, kind, charted, at, mg in items:
-        if local is not None:
-            d, hour = local.day_hour(at)
-            text = days.get(d)
-            if text is None:
-                text = days[d] = d.isoformat()
-            out.append((patient_id, event_id, order_id, drug, route, kind, charted, at, text, hour, mg))
-        else:
-            out.append((patient_id, event_id, order_id, drug, route, kind, charted, at, None, None, mg))
-    return out
+    return [(patient_id, *item) for item in items]
 
 
 def _patient_row(db, patient_id: str) -> dict | None:
@@ -385,19 +386,7 @@ def _dose_mg(e: dict) -> float:
 def _all_days(db, patient_id: str, tz, horizon) -> set[date]:
     doses = [(r[0], None, None, None) for r in db.execute(
         "SELECT at_us FROM administrations WHERE patient_id = ?", (patient_id,)).fetchall()]
-    _relocalise(db, patient_id, tz)
     return days_touched([_piece(s) for s in _segments(db, patient_id)], doses, tz, horizon)
-
-
-def _relocalise(db, patient_id: str, tz) -> None:
-    rows = db.execute("SELECT event_id, at_us FROM administrations WHERE patient_id = ?", (patient_id,)).fetchall()
-    local = clock(tz)
-    updates = []
-    for event_id, at in rows:
-        d, hour = local.day_hour(at)
-        updates.append((d.isoformat(), hour, patient_id, event_id))
-    db.conn.executemany("UPDATE administrations SET date = ?, hour = ? WHERE patient_id = ? AND event_id = ?",
-                        updates)
 
 
 # --- schema -----------------------------------------------------------------------------------
@@ -407,7 +396,7 @@ def create_indexes(db: sqlite_utils.Database) -> None:
     """Secondary indexes, made after a bulk load (sorting once beats growing them row by row)."""
     db["rate_segments"].create_index(["patient_id", "start_us"], if_not_exists=True)
     db["administrations"].create_index(["patient_id", "event_id"], unique=True, if_not_exists=True)
-    db["administrations"].create_index(["patient_id", "date"], if_not_exists=True)
+    db["administrations"].create_index(["patient_id", "at_us"], if_not_exists=True)
 
 
 def create_tables(db: sqlite_utils.Database) -> None:
@@ -429,7 +418,7 @@ def create_tables(db: sqlite_utils.Database) -> None:
         "mg_per_h": float})
     db["administrations"].create({
         "patient_id": str, "event_id": str, "order_id": str, "drug": str, "route": str, "kind": str,
-        "at": str, "at_us": int, "date": str, "hour": int, "amount_mg": float})
+        "at": str, "at_us": int, "amount_mg": float})
     db["listed_medications"].create({
         "patient_id": str, "event_id": str, "line": int, "drug": str, "route": str, "form": str,
         "dose": float, "unit": str, "frequency": str, "rate": float, "rate_unit": str, "as_needed": int,

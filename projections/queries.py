@@ -214,8 +214,10 @@ def _from_tables(runner: Runner, patient_id: str, tz: ZoneInfo, d0: date | None,
                 f"SELECT date, drug, route, amount_mg FROM daily_totals WHERE {where}", params).fetchall()]
     hours = None
     if by == "hour":
-        doses = db.execute(f"SELECT at_us, drug, route, amount_mg FROM administrations WHERE {where}",
-                           params).fetchall()
+        lo = day_bounds(d0, tz)[0] if d0 else -(2 ** 62)
+        hi = day_bounds(d1, tz)[1] if d1 else 2 ** 62
+        doses = db.execute("SELECT at_us, drug, route, amount_mg FROM administrations WHERE patient_id = ? "
+                           "AND at_us >= ? AND at_us < ?", (patient_id, lo, hi)).fetchall()
         pieces = db.execute("SELECT start_us, end_us, drug, route, mg_per_h FROM rate_segments "
                             "WHERE patient_id = ?", (patient_id,)).fetchall()
         horizon = db.execute("SELECT horizon_us FROM patients WHERE patient_id = ?", (patient_id,)).fetchone()[0]

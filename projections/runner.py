@@ -340,7 +340,7 @@ class Runner:
         return {p.name: positions[p.name] for p in self.projections}
 
     def _apply(self, events: list[tuple[int, dict]], positions: dict[str, int]) -> None:
-        first, last = events[0][0], events[-1][0]
+        last = events[-1][0]
         changes: dict = {}
         for p in self.projections:
             mine = [e for e in events if e[0] > positions[p.name]]

@@ -1,7 +1,6 @@
 """A full rebuild gives exactly the same tables as incremental catch-up at any split points."""
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

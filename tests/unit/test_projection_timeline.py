@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
-from projections.bulk_sql import offset_changes
 from projections.timeline import LocalClock, hour_slices, instant, to_datetime, zone
 
 ZONES = ["America/Los_Angeles", "Asia/Kolkata", "Australia/Adelaide", "Australia/Lord_Howe", "America/St_Johns",
@@ -42,16 +41,3 @@ def test_hour_slices_of_a_25_hour_day_repeat_the_1_oclock_hour():
     slices = hour_slices(date(2007, 11, 4), zone("America/Los_Angeles"))
     assert [(h, f) for h, f, _, _ in slices[:4]] == [(0, 0), (1, 0), (1, 1), (2, 0)]
     assert len(slices) == 25
-
-
-@pytest.mark.parametrize("name", ZONES)
-def test_offset_changes_give_the_offset_of_every_instant(name):
-    tz = zone(name)
-    lo = int(datetime(2007, 1, 1).timestamp()) * 1_000_000
-    hi = int(datetime(2009, 1, 1).timestamp()) * 1_000_000
-    changes = offset_changes(name, lo, hi)
-    rng = random.Random(name)
-    for _ in range(5_000):
-        us = rng.randrange(lo, hi)
-        expected = to_datetime(us, tz).utcoffset() // timedelta(microseconds=1)
-        assert max((c for c in changes if c[0] <= us), key=lambda c: c[0])[1] == expected
