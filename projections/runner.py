@@ -255,8 +255,10 @@ class Runner:
         """Apply every stored event not yet projected (up to position `upto`). Returns how many."""
         target = self.store.max_position() if upto is None else upto
         done = 0
-        if target > 0 and max(self.positions().values(), default=0) == 0:
-            done = self._bulk_transaction(target, only_if_empty=True)  # nothing projected yet
+        if target > 0 and self._starting():
+            # a read model starts from nothing (new, or a new version): rebuilding them all in
+            # bulk is much faster than feeding one of them every event through its catch-up
+            done = self._bulk_transaction(target, only_if_empty=True)
         while True:
             with _write(self.db):
                 positions = self._positions_checked(target)
@@ -268,6 +270,10 @@ class Runner:
                     return done
                 self._apply(events, positions)
                 done += len(events)
+
+    def _starting(self) -> bool:
+        positions = self.positions()
+        return any(positions.get(p.name, 0) == 0 for p in self.projections)
 
     def rebuild(self, upto: int | None = None) -> int:
         """Drop every read model and project the whole store again, in one transaction
@@ -290,7 +296,7 @@ class Runner:
             self.db.execute("BEGIN")
             try:
                 self.db.execute("UPDATE _projections SET updated_at = updated_at")  # take our write lock
-                if only_if_empty and max(self.positions().values(), default=0) > 0:
+                if only_if_empty and not self._starting():
                     count = 0  # another reader did it meanwhile
                 else:
                     count = self._bulk(target, attached)

@@ -134,7 +134,7 @@ def test_read_your_writes(filled):
     assert sum(got) == pytest.approx(sum(was) + 5)
 
 
-def test_a_new_projection_version_rebuilds_only_that_projection(filled, tmp_path):
+def test_a_new_projection_version_is_rebuilt_from_the_store(filled, tmp_path):
     path = str(tmp_path / "v.db")
     with Runner(filled, path) as runner:
         runner.catch_up()
