@@ -3,12 +3,15 @@
 Each worker process opens its own store and records batches while the others do; every
 batch is either stored whole (and reported added) or absent (and reported as a conflict
 with mar's message). Afterwards: no event lost, none twice, versions without gaps, one
-index row per event, and every stream's chain recomputes from the stored rows.
+index row per event, every stream's chain recomputes from the stored rows, and read models
+that a reader kept catching up during the writes equal a rebuild.
 """
 from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
+import time
 import traceback
 
 import pytest
@@ -16,6 +19,7 @@ import pytest
 from mar.errors import ConcurrencyConflict
 from mar.recording import Recorder
 from mar.store import EventStore, chain_hash, stream_id
+from projections.runner import Runner
 from tests.integration.synthetic import chart_start, dose
 
 WORKERS = 4
@@ -109,6 +113,49 @@ def assert_stream_intact(store: EventStore, store_url: str, patient_id: str) -> 
     return keys
 
 
+def read_models(path: str) -> dict[str, list]:
+    """Every read-model table's rows, in a stable order (the positions table aside)."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name != '_projections' ORDER BY name")]
+        return {t: sorted(map(repr, con.execute(f"SELECT * FROM [{t}]"))) for t in tables}
+    finally:
+        con.close()
+
+
+
+def catching_up(store_url: str, path: str):
+    """A reader catching the read models up, again and again, while the writers write."""
+    stop = threading.Event()
+
+    def loop():
+        with EventStore(store_url) as store, Runner(store, path, batch_size=7) as runner:
+            while not stop.is_set():
+                runner.catch_up()
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def assert_projections_consistent(store_url: str, path: str, tmp_path) -> None:
+    """The read models a reader kept up during the writes equal a rebuild from scratch: no
+    event that committed late was skipped, none applied twice."""
+    with EventStore(store_url) as store:
+        with Runner(store, path) as runner:
+            runner.catch_up()
+        rebuilt = str(tmp_path / "rebuilt.db")
+        with Runner(store, rebuilt) as runner:
+            runner.rebuild()
+        stored = len(list(store.iter_all()))
+    caught_up = read_models(path)
+    assert len(caught_up["events"]) == stored
+    assert caught_up == read_models(rebuilt)
+
+
 def assert_outcomes_match_store(outcomes: list[tuple], stored: set[str]) -> None:
     """Reported added: every key stored. Reported conflict: none stored, mar's message."""
     for outcome, keys, detail in outcomes:
@@ -141,13 +188,19 @@ def test_four_processes_recording_for_the_same_patient(store, store_url):
           f"{gave_up} reported")
 
 
-def test_four_processes_recording_for_different_patients(store, store_url):
+def test_four_processes_recording_for_different_patients(store, store_url, tmp_path):
     per_worker = 15
     patients = [f"conc-own-{w}" for w in range(WORKERS)]
     plans = {w: [chart_start(patients[w])] + [[dose(patients[w], n)] for n in range(per_worker)]
              for w in range(WORKERS)}
+    read_path = str(tmp_path / "read-models.db")
+    stop, reader = catching_up(store_url, read_path)
 
-    outcomes, retried = _run(store_url, plans)
+    try:
+        outcomes, retried = _run(store_url, plans)
+    finally:
+        stop.set()
+        reader.join(60)
 
     # Different streams never conflict on a version: every write succeeds.
     assert {o[0] for o in outcomes} == {"added"}
@@ -157,9 +210,10 @@ def test_four_processes_recording_for_different_patients(store, store_url):
     positions = [p for p, _ in store.iter_all()]
     assert len(positions) == len(set(positions)) == WORKERS * (3 + per_worker)
     assert positions == sorted(positions)
+    assert_projections_consistent(store_url, read_path, tmp_path)
 
 
-def test_concurrent_file_imports_sharing_patients_are_each_all_or_nothing(store, store_url):
+def test_concurrent_file_imports_sharing_patients_are_each_all_or_nothing(store, store_url, tmp_path):
     """Each batch touches two shared patients and the worker's own: one transaction each."""
     shared = ["conc-shared-a", "conc-shared-b"]
     own = [f"conc-file-{w}" for w in range(WORKERS)]
@@ -171,7 +225,13 @@ def test_concurrent_file_imports_sharing_patients_are_each_all_or_nothing(store,
         for w in range(WORKERS)
     }
 
-    outcomes, retried = _run(store_url, plans)
+    read_path = str(tmp_path / "read-models.db")
+    stop, reader = catching_up(store_url, read_path)
+    try:
+        outcomes, retried = _run(store_url, plans)
+    finally:
+        stop.set()
+        reader.join(60)
 
     stored = set()
     for pid in shared + own:
@@ -179,6 +239,7 @@ def test_concurrent_file_imports_sharing_patients_are_each_all_or_nothing(store,
     assert_outcomes_match_store(outcomes, stored)
     for outcome, keys, _ in outcomes:  # whole files: all three patients, or none of them
         assert len(set(keys) & stored) in (0, len(keys))
+    assert_projections_consistent(store_url, read_path, tmp_path)
     print(f"{_backend(store_url)}: {sum(o[0] == 'added' for o in outcomes)} files stored, "
           f"{retried} conflicts retried")
 

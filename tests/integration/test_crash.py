@@ -21,7 +21,7 @@ import pytest
 
 from mar.store import EventStore
 from tests.integration.synthetic import chart_start, dose, hospital, write_jsonl
-from tests.integration.test_concurrency import assert_stream_intact
+from tests.integration.test_concurrency import assert_stream_intact, read_models
 
 ROOT = Path(__file__).resolve().parents[2]
 PATIENTS, DOSES = 20, 600  # 12,000 doses: a few seconds to validate, about a second to write
@@ -215,18 +215,6 @@ def test_import_killed_mid_write_leaves_nothing_and_a_rerun_completes_it(store_u
 
 
 # --- projection catch-up killed mid-way ------------------------------------------------------------
-
-
-def read_models(path: str) -> dict[str, list]:
-    """Every read-model table's rows, in a stable order (the positions table aside)."""
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        tables = [r[0] for r in con.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name != '_projections' ORDER BY name")]
-        return {t: sorted(map(repr, con.execute(f"SELECT * FROM [{t}]"))) for t in tables}
-    finally:
-        con.close()
 
 
 def positions(path: str) -> dict[str, int]:
