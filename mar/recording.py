@@ -20,7 +20,7 @@ from .checks import check_event
 from .clinical_time import UTC
 from .errors import ConcurrencyConflict, InvalidEvents, Problem, WriteRefused
 from .events import BY_TYPE, EVENT_ADAPTER
-from .store import CONFLICTS, SNAPSHOT_INTERVAL, EventStore, Record, retrying, stream_id
+from .store import CONFLICTS, SNAPSHOT_INTERVAL, EventStore, retrying, stream_id
 
 
 @dataclass
@@ -182,7 +182,7 @@ class Recorder:
         now = self.clock()
         stamp = now.isoformat()
         summary = Summary()
-        records, keys = [], []
+        rows, keys = [], []  # stored rows, encoded as each event passes its checks
         problems = list(shape_problems)
         charts: dict[str, Chart] = {}
         starts: dict[str, int] = {}  # patient -> version of its first event in this write
@@ -191,6 +191,7 @@ class Recorder:
             by_patient.setdefault(cand.data["patient_id"], []).append(cand)
         # Many patients: one query finds the new ones, which have nothing to load or match.
         existing = self.store.patients_with_events(list(by_patient)) if len(by_patient) > 1 else None
+        encode = self.store.mapper.encode
         for patient_id, cands in by_patient.items():
             sid = stream_id(patient_id)
             if existing is not None and patient_id not in existing:
@@ -218,7 +219,7 @@ class Recorder:
                 batch[cand.event_id] = cand
                 data = self._stored_form(cand, stamp)
                 chart.apply(data)
-                records.append(Record(sid, chart.version, data))
+                rows.append(encode(sid, chart.version, data))
                 keys.append((cand.event_id, cand.digest))
                 summary.by_type[data["type"]] = summary.by_type.get(data["type"], 0) + 1
             if len(batch):
@@ -227,9 +228,9 @@ class Recorder:
         if problems:
             problems.sort(key=lambda p: (p.line is None, p.line or 0))
             raise InvalidEvents(problems, source)
-        if records:
-            self.store.append(records, keys)
-        summary.added = len(records)
+        if rows:
+            self.store.append_stored(rows, keys)
+        summary.added = len(rows)
         self._snapshot(charts, starts)
         return summary
 
