@@ -83,25 +83,13 @@ def _writer(url: str, patient_id: str, seconds: float, start, results, append_on
     store's share of a write, to see how the store alone scales)."""
     with EventStore(url) as store:
         rec = _Appender(store, patient_id) if append_only else Recorder(store, f"rn.{patient_id}")
-        in_append = 0.0
-        real_append = store.append
-
-        def timed_append(*args, **kwargs):
-            nonlocal in_append
-            t = time.perf_counter()
-            try:
-                return real_append(*args, **kwargs)
-            finally:
-                in_append += time.perf_counter() - t
-
-        store.append = timed_append  # type: ignore[method-assign]
-        under_lock = _time_under_lock(store)
+        timing = _instrument(store)
         start.wait(120)
         n, t0, c0 = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - t0 < seconds:
             rec.record([(1, dose(patient_id, n, "bench"))])
             n += 1
-        results.put((n, time.perf_counter() - t0, in_append, time.process_time() - c0, under_lock[0]))
+        results.put((n, time.perf_counter() - t0, timing["append"], time.process_time() - c0, timing["lock"]))
 
 
 class _Appender:
@@ -119,28 +107,34 @@ class _Appender:
                           [(data["event_id"], "digest-" + data["event_id"])])
 
 
-def _time_under_lock(store: EventStore) -> list[float]:
-    """Time from queuing the table lock to the commit's return, summed (PostgreSQL only):
-    at one writer, the part of each write that no other writer can overlap."""
-    total = [0.0]
+def _instrument(store: EventStore) -> dict[str, float]:
+    """Sums, in seconds: time in the recorder's insert_events (the append, every backend),
+    and from queuing the table lock to the commit's return (PostgreSQL only: at one writer,
+    the part of each write that no other writer can overlap)."""
+    totals = {"append": 0.0, "lock": 0.0}
     recorder = store.recorder
-    if not hasattr(recorder, "_lock_table"):
-        return total
-    real_lock, real_insert = recorder._lock_table, recorder.insert_events
-    locked_at = [0.0]
+    real_insert = recorder.insert_events
+    real_lock = getattr(recorder, "_lock_table", None)
+    locked_at: list[float | None] = [None]
 
     def lock(curs):
         locked_at[0] = time.perf_counter()
         return real_lock(curs)
 
     def insert(*args, **kwargs):
+        t0, locked_at[0] = time.perf_counter(), None
         try:
             return real_insert(*args, **kwargs)
         finally:
-            total[0] += time.perf_counter() - locked_at[0]
+            t1 = time.perf_counter()
+            totals["append"] += t1 - t0
+            if locked_at[0] is not None:
+                totals["lock"] += t1 - locked_at[0]
 
-    recorder._lock_table, recorder.insert_events = lock, insert
-    return total
+    recorder.insert_events = insert
+    if real_lock is not None:
+        recorder._lock_table = lock
+    return totals
 
 
 def bench_writers(url: str, writers: int, seconds: float, append_only: bool = False) -> dict:
@@ -306,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                     bench_writers(server.database(f"a{n}"), n, args.seconds, append_only=True) for n in args.writers]
             if args.sqlite:
                 with tempfile.TemporaryDirectory(prefix="mar-bench-") as tmp:
-                    results["writers_sqlite"] = [bench_writers(str(Path(tmp) / f"w{n}.db"), n, args.seconds)
-                                                 for n in args.writers]
+                    results["writers_sqlite"] = [bench_writers(str(Path(tmp) / f"run{i}-w{n}.db"), n, args.seconds)
+                                                 for i, n in enumerate(args.writers)]
         if "import" in parts:
             results["import"] = bench_import(server, args.events)
     finally:
