@@ -219,7 +219,7 @@ class Runner:
         return db
 
     def _prepare(self, db: sqlite_utils.Database) -> None:
-        with _write(db):
+        with write_transaction(db):
             if "_projections" not in db.table_names():
                 db["_projections"].create({"name": str, "position": int, "version": int, "updated_at": str},
                                           pk="name")
@@ -260,7 +260,7 @@ class Runner:
             # bulk is much faster than feeding one of them every event through its catch-up
             done = self._bulk_transaction(target, only_if_empty=True)
         while True:
-            with _write(self.db):
+            with write_transaction(self.db):
                 positions = self._positions_checked(target)
                 low = min(positions.values(), default=target)
                 if low >= target:
@@ -412,7 +412,7 @@ def _grouped(items: Iterable[tuple[int, dict]], upto: int) -> Iterator[tuple[str
     yield from by_patient.items()
 
 
-class _write:
+class write_transaction:
     """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on any error): one writer at a time."""
 
     def __init__(self, db: sqlite_utils.Database):

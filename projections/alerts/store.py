@@ -31,7 +31,7 @@ from mar.store import EventStore
 
 from ..events_table import patient_events
 from ..mme import load_table
-from ..runner import Runner, chunks
+from ..runner import Runner, chunks, write_transaction
 from ..timeline import parse_time, zone
 from . import mme as mme_rules
 from .config import default_rules
@@ -85,7 +85,7 @@ def refresh(db, patient_ids: list[str] | None = None) -> int:
     want = fingerprint()
     done = 0
     for part in chunks(_stale(db, patient_ids, want), CHUNK):
-        with _write(db):
+        with write_transaction(db):
             # Another reader may have done some while we waited for the lock.
             for patient_id, head in _stale_heads(db, list(part), want).items():
                 _recompute(db, patient_id, head, want)
@@ -152,21 +152,6 @@ def _from_row(r) -> dict:
 def _tz(events: list[dict]):
     name = next((e["timezone"] for e in events if e["type"] == "patient_registered"), None)
     return zone(name or "UTC")
-
-
-class _write:
-    """BEGIN IMMEDIATE ... COMMIT: rows and state together, one writer at a time."""
-
-    def __init__(self, db):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, kind, exc, tb):
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-        return False
 
 
 # --- what the commands run -------------------------------------------------------------------
