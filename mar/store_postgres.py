@@ -6,8 +6,10 @@ the same columns and constraints as on SQLite.
 
 The library serialises writers with an EXCLUSIVE lock on the events table, so that
 notification ids are issued in commit order (readers never skip a gap filled later). The
-index rows are written after the events insert, inside the same transaction and under
-that lock, so the previous chain link a row builds on is always committed and final.
+index rows go into the same transaction as the events. Their chain continues from the
+link of the version the writer loaded, which is committed and immutable; a writer that
+lost the race to that version fails on the events' primary key and retries. BEGIN, lock,
+inserts and COMMIT are sent in one pipeline, so the lock never waits on a client.
 """
 from __future__ import annotations
 
