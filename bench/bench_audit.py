@@ -23,14 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-import generate  # noqa: E402
+from common import fresh, hospital_file  # noqa: E402
 
 from mar.audit import verify  # noqa: E402
 from mar.export import export_events, private_output, write_jsonl  # noqa: E402
@@ -41,20 +40,6 @@ USER = "bench"
 KEY = "bench-hmac-key-not-secret"
 VERIFY_FIGURE = 100_000  # events/s
 STORE_OWN = ("stored_at", "stored_by", "chain")
-
-
-def hospital_file(events: int) -> Path:
-    path = HERE / "out" / f"hospital-{events // 1000}k.jsonl"
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        generate.write_jsonl(generate.hospital(events=events), path)
-    return path
-
-
-def fresh(db: Path) -> Path:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    return db
 
 
 def build_store(source: Path, db: Path, keyed: bool) -> tuple[int, float]:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import generate  # noqa: E402
+from common import fresh, hospital_file  # noqa: E402
 
 from mar.importing import import_file, record_one  # noqa: E402
 from mar.store import SNAPSHOT_INTERVAL, EventStore  # noqa: E402
@@ -42,19 +43,6 @@ FIGURES = {"import_rate": 20_000, "import_ratio": 0.1, "record_ms": 20.0, "histo
 
 
 # --- (a) bulk import ---------------------------------------------------------------------
-
-
-def hospital_file(events: int) -> Path:
-    path = HERE / "out" / f"hospital-{events // 1000}k.jsonl"
-    if not path.exists():
-        generate.write_jsonl(generate.hospital(events=events), path)
-    return path
-
-
-def fresh(db: Path) -> Path:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    return db
 
 
 def import_once(path: Path, workdir: Path) -> tuple[float, float, int, Path]:
