@@ -16,6 +16,7 @@ inside the same transaction; a later one may use the `Batch.changes` an earlier 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -209,7 +210,7 @@ class Runner:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False, uri=True)
             db = sqlite_utils.Database(conn)
             if self.path != ":memory:":
-                db.execute("PRAGMA journal_mode=WAL")
+                _wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA temp_store=MEMORY")
             db.execute("PRAGMA cache_size=-65536")
@@ -410,6 +411,19 @@ def _grouped(items: Iterable[tuple[int, dict]], upto: int) -> Iterator[tuple[str
         by_patient.setdefault(data["patient_id"], []).append(
             Stored(position, data, None, instant(data["effective_at"])))
     yield from by_patient.items()
+
+
+def _wal(db: sqlite_utils.Database, attempts: int = 50) -> None:
+    """Switch to WAL. The switch ignores the busy timeout, so two readers opening a new file
+    at the same moment can see 'database is locked': wait a little and try again."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (1 + random.random()))
 
 
 class write_transaction:

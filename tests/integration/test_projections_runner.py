@@ -186,6 +186,8 @@ def test_an_up_to_date_read_does_not_open_the_event_store_but_a_new_write_does(f
     import mar.store
     from projections.queries import StoreRef, regimen_at
 
+    if store_url.startswith("postgresql"):
+        pytest.skip("the up-to-date shortcut reads a SQLite store's file; a PostgreSQL store is always opened")
     first = regimen_at(StoreRef(store_url), P, "2020-03-02T12:00:00Z")  # catches up
 
     class Opened(Exception):
