@@ -39,7 +39,7 @@ class Settings:
 
 @click.group(cls=MarGroup)
 @click.option("--db", envvar="MAR_DB", default="mar.db", show_default=True,
-              help="The event store: a SQLite file path (env MAR_DB).")
+              help="The event store: a SQLite file path or a postgresql:// URL (env MAR_DB).")
 @click.option("--user", envvar="MAR_USER", help="Who is writing; required for every write (env MAR_USER).")
 @click.option("--read-only", is_flag=True, envvar="MAR_READ_ONLY",
               help="Open the store read-only; every write fails (env MAR_READ_ONLY=1).")
