@@ -70,8 +70,9 @@ def _anchors(path: str) -> list[dict]:
 
 @cli.command()
 @click.argument("patient", required=False)
-@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True,
-              help="jsonl: one stored event per line, as `mar import` reads it back.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "fhir"]), default="jsonl", show_default=True,
+              help="jsonl: one stored event per line, as `mar import` reads it back. fhir: one FHIR R5 "
+                   "Bundle, each event's resource and its Provenance (docs/fhir.md).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write to this file (created readable by its owner only) instead of standard output.")
 @click.pass_obj
@@ -81,10 +82,14 @@ def export(settings, patient, fmt, output):
     Each line is the event as stored — clinical time, recorded time and recorder,
     the store's event id, append time and writing user — with its stream version,
     content digest and chain link. `mar import` of an export into an empty store gives
-    the same events; see docs/audit.md.
+    the same events; see docs/audit.md. With --format fhir: one FHIR R5 Bundle, each
+    event's resource and a Provenance carrying its times, users and chain link
+    (docs/fhir.md; for FHIR readers, not read back by `mar import`).
     """
     from mar.export import export_events, private_output, write_jsonl
 
+    if fmt == "fhir":
+        return _export_fhir(settings, patient, output)
     with _reading(settings) as store:
         lines = export_events(store, patient)
         if output:
@@ -93,6 +98,26 @@ def export(settings, patient, fmt, output):
             click.echo(f"exported {count} events to {output}", err=True)
         else:
             write_jsonl(lines, click.get_binary_stream("stdout"))
+
+
+def _export_fhir(settings, patient, output) -> None:
+    from mar.export import private_output
+    from mar.export_fhir import export_fhir
+
+    with _reading(settings) as store:
+        bundle = export_fhir(store, patient)
+    data = json.dumps(bundle, ensure_ascii=False, indent=1).encode() + b"\n"
+    if output:
+        with private_output(output) as fh:
+            fh.write(data)
+        click.echo(f"exported {_events(bundle)} events "
+                   f"({len(bundle['entry'])} resources) to {output}", err=True)
+    else:
+        click.get_binary_stream("stdout").write(data)
+
+
+def _events(bundle: dict) -> int:
+    return sum(e["resource"]["resourceType"] == "Provenance" for e in bundle["entry"])
 
 
 @cli.command()

@@ -1,0 +1,147 @@
+"""`mar export --format fhir`: the reference case as one FHIR R5 Bundle, a Provenance per event."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli.main import cli
+from mar.export import export_events
+from mar.export_fhir import STORED_EVENT, export_fhir
+from mar.fhir_bundle import model_class
+from mar.importing import import_file
+from mar.store import EventStore
+
+from ..conftest import FIXTURE
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    db = str(tmp_path_factory.mktemp("fhir") / "mar.db")
+    with EventStore(db) as store:
+        import_file(store, "importer", FIXTURE)
+    with EventStore(db, read_only=True) as store:
+        lines = list(export_events(store, "ref-001"))
+        bundle = export_fhir(store, "ref-001")
+    return db, lines, bundle
+
+
+def resources(bundle, kind=None):
+    return [e["resource"] for e in bundle["entry"] if kind is None or e["resource"]["resourceType"] == kind]
+
+
+def stored(prov) -> dict:
+    ext = next(x for x in prov["extension"] if x["url"] == STORED_EVENT)
+    return {x["url"]: next(v for k, v in x.items() if k.startswith("value")) for x in ext["extension"]}
+
+
+def by_url(bundle) -> dict:
+    """fullUrl -> every version of that resource, in Bundle order."""
+    out: dict = {}
+    for e in bundle["entry"]:
+        out.setdefault(e["fullUrl"], []).append(e["resource"])
+    return out
+
+
+def test_the_bundle_is_a_valid_r5_collection(case):
+    _, lines, bundle = case
+    model_class("R5", "Bundle").model_validate(bundle)
+    assert bundle["type"] == "collection"
+    assert bundle["meta"]["tag"][0]["code"] == "5.0.0"
+    # the fixture has no acknowledgement: every event has a resource, then its Provenance
+    assert len(bundle["entry"]) == 2 * len(lines) == 2 * 1431
+
+
+def test_one_provenance_per_event_with_both_times_both_users_and_the_chain(case):
+    _, lines, bundle = case
+    provs = resources(bundle, "Provenance")
+    assert len(provs) == len(lines)
+    for line, prov in zip(lines, provs):
+        assert prov["occurredDateTime"] == line["effective_at"]
+        assert prov["recorded"] == line["recorded_at"]
+        agents = {a["type"]["coding"][0]["code"]: a["who"]["identifier"]["value"] for a in prov["agent"]}
+        assert agents == {"author": line["recorded_by"], "enterer": "importer"}
+        assert stored(prov) == {"event-id": line["event_id"], "chain": line["chain"], "digest": line["digest"],
+                                "stream-version": line["version"], "stored-at": line["stored_at"]}
+        assert prov["activity"]["coding"][0]["code"] == line["type"]
+    assert lines[0]["recorded_by"] == "rn.dunn" and lines[0]["chain"].startswith("sha256:")
+
+
+def test_each_provenance_targets_the_resource_just_before_it(case):
+    _, _, bundle = case
+    entries = bundle["entry"]
+    for before, prov in zip(entries[0::2], entries[1::2]):
+        assert prov["resource"]["target"] == [{"reference": before["fullUrl"]}]
+
+
+def test_the_memantine_order_and_its_doses(case):
+    _, lines, bundle = case
+    orders = [r for r in resources(bundle, "MedicationRequest") if r["identifier"][0]["value"] == "memantine-po-1"]
+    first = orders[0]
+    assert (first["status"], first["intent"], first["medication"]["concept"]["text"]) == ("active", "order", "memantine")
+    assert first["effectiveDosePeriod"] == {"start": "2007-10-20T08:30:00-07:00"}
+    assert first["authoredOn"] == "2007-10-20T08:35:00-07:00"
+    dosage = first["dosageInstruction"][0]
+    assert dosage["doseAndRate"] == [{"doseQuantity": {"value": 5, "unit": "mg", "system": "http://unitsofmeasure.org",
+                                                       "code": "mg"}}]
+    assert dosage["timing"] == {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}
+    assert dosage["route"]["coding"][0]["code"] == "26643006"
+    urls = {f"urn:uuid:{o['id']}" for o in orders}
+    doses = [r for r in resources(bundle, "MedicationAdministration") if r["request"]["reference"] in urls]
+    given = [e for e in lines if e["type"] == "dose_given" and e["order_id"] == "memantine-po-1"]
+    assert len(doses) == len(given) > 10
+    assert doses[0]["occurenceDateTime"] == "2007-10-20T09:00:00-07:00"
+    assert doses[0]["recorded"] == "2007-10-20T09:02:00-07:00"
+    assert doses[0]["performer"][0]["actor"]["reference"]["display"] == "rn.alder"
+    assert doses[0]["dosage"]["dose"]["value"] == 5
+
+
+def test_entered_in_error_is_a_new_version_of_the_target(case):
+    _, _, bundle = case
+    versions = by_url(bundle)
+    voided = [r for r in resources(bundle) if r.get("status") == "entered-in-error"]
+    assert len(voided) == 1
+    first, second = versions[f"urn:uuid:{voided[0]['id']}"]
+    assert (first["status"], first["meta"]["versionId"], second["meta"]["versionId"]) == ("completed", "1", "2")
+    assert first["occurenceDateTime"] == "2007-11-09T19:27:00-08:00"
+    assert second["note"][-1]["text"] == ("entered in error: duplicate: one oxycodone 30 mg dose was given "
+                                          "and charted twice")
+    correction = next(p for p in resources(bundle, "Provenance") if stored(p)["event-id"] == "ref-001/0979")
+    assert correction["target"] == [{"reference": f"urn:uuid:{voided[0]['id']}"}]
+
+
+def test_pca_settings_fhir_cannot_hold_are_in_the_note(case):
+    _, _, bundle = case
+    pca = next(r for r in resources(bundle, "MedicationRequest") if r["identifier"][0]["value"] == "hm-pca-1")
+    assert pca["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"]["value"] == 1.2
+    assert "demand dose 1.2 mg, lockout 6 min" in pca["note"][0]["text"]
+
+
+def test_stays_weight_and_death(case):
+    _, _, bundle = case
+    stays = by_url(bundle)
+    encounters = [v[-1] for v in stays.values() if v[-1]["resourceType"] == "Encounter"]
+    assert [(e["status"], e["actualPeriod"].get("end")) for e in encounters] == [
+        ("completed", "2007-12-03T11:00:00-08:00"), ("completed", "2007-12-26T11:00:00-08:00")]
+    assert encounters[0]["admission"]["dischargeDisposition"]["text"] == "nursing home"
+    weight = resources(bundle, "Observation")[0]
+    assert weight["code"]["coding"][0]["code"] == "29463-7" and weight["valueQuantity"]["code"] == "kg"
+    patient = resources(bundle, "Patient")[-1]
+    assert (patient["meta"]["versionId"], patient["deceasedDateTime"]) == ("2", "2008-02-04T04:40:00-08:00")
+
+
+def test_cli_writes_the_bundle_to_a_file(case, runner, tmp_path):
+    db, lines, bundle = case
+    out = tmp_path / "ref.json"
+    result = runner.invoke(cli, ["--db", db, "export", "ref-001", "--format", "fhir", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"exported 1431 events (2862 resources) to {out}\n"
+    written = json.loads(out.read_text())
+    assert [e["fullUrl"] for e in written["entry"]] == [e["fullUrl"] for e in bundle["entry"]]
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_unknown_patient_is_a_clear_error(case, runner):
+    db, _, _ = case
+    result = runner.invoke(cli, ["--db", db, "export", "nobody", "--format", "fhir"])
+    assert (result.exit_code, result.stderr) == (1, "Error: no patient 'nobody' in this store\n")
