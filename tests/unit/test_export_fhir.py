@@ -145,3 +145,35 @@ def test_an_unknown_patient_is_a_clear_error(case, runner):
     db, _, _ = case
     result = runner.invoke(cli, ["--db", db, "export", "nobody", "--format", "fhir"])
     assert (result.exit_code, result.stderr) == (1, "Error: no patient 'nobody' in this store\n")
+
+
+def test_every_event_type_of_the_doc_examples(tmp_path):
+    """docs/event-format.md's examples: one of each type, the acknowledgement a Provenance only."""
+    from datetime import datetime
+
+    from mar.recording import Recorder
+
+    from .test_doc_examples import DOC, section_examples
+
+    examples = section_examples(DOC.read_text())
+    with EventStore(str(tmp_path / "doc.db")) as store:
+        clock = lambda: datetime.fromisoformat("2008-03-01T00:00:00+00:00")  # noqa: E731
+        Recorder(store, "doc.test", clock=clock).record([(line, e) for line, _, e in examples])
+        bundle = export_fhir(store, "ref-001")
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds.count("Provenance") == len(examples)
+    assert len(kinds) == 2 * len(examples) - 1  # the acknowledgement has no resource of its own
+    provs = {stored(p)["event-id"]: p for p in resources(bundle, "Provenance")}
+    ack = next(p for p in provs.values() if p["activity"]["coding"][0]["code"] == "alert_acknowledged")
+    assert ack["target"] == [resources(bundle, "Provenance")[0]["patient"]]
+    assert ack["activity"]["text"].startswith("alert acknowledged: omission:discharged:2007-12-03:memantine")
+    admin = resources(bundle, "MedicationAdministration")
+    assert [(a["status"], a.get("statusReason")) for a in admin] == [
+        ("completed", None), ("entered-in-error", None), ("not-done", [{"text": "refused"}]), ("in-progress", None)]
+    assert admin[-1]["dosage"]["rateQuantity"]["code"] == "ug/kg/h"
+    orders = [(r["identifier"][0]["value"], r["status"]) for r in resources(bundle, "MedicationRequest")]
+    assert orders == [("ket-1", "active"), ("mem-1", "active"), ("ket-1", "active"), ("mem-1", "on-hold"),
+                      ("mem-1", "active"), ("ket-1", "stopped")]
+    changed = resources(bundle, "MedicationRequest")[2]
+    assert changed["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"]["value"] == 27.5
+    assert changed["priorPrescription"]["reference"] == f"urn:uuid:{resources(bundle, 'MedicationRequest')[0]['id']}"
