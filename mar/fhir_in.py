@@ -192,19 +192,12 @@ class _Importer:
     def patient(self, entry: Entry) -> str | None:
         if self.patient_id is not None:
             return self.patient_id
+        found = self._referenced_id(entry, "subject", "Patient", MAR_PATIENT_SYSTEM)
+        if found is not None:
+            return found
         ref = entry.resource.get("subject") or {}
-        path = entry.path / "subject"
-        ident = ref.get("identifier") or {}
-        if ident.get("system") == MAR_PATIENT_SYSTEM and ident.get("value"):
-            return ident["value"]
-        text = ref.get("reference") or ""
-        target = self.bundle.resolve(text, entry) if text else None
-        if target and target[0].get("resourceType") == "Patient" and target[0].get("id"):
-            return target[0]["id"]
-        if text.startswith("Patient/") or "/Patient/" in text:
-            return text.rsplit("Patient/", 1)[1].split("/")[0]
-        self.problems.add(path, reference_text(ref), "the subject must be a Patient (Patient/<id>, a "
-                          "Patient entry of the Bundle, or an identifier in urn:mar:patient), or give "
+        self.problems.add(entry.path / "subject", reference_text(ref),
+                          "the subject must be a Patient (Patient/<id>, a Patient entry of the Bundle, or an identifier in urn:mar:patient), or give "
                           "the patient id for the import")
         return None
 
@@ -408,17 +401,26 @@ class _Importer:
                           f"({prefix}DateTime or {prefix}Period.start)")
         return None
 
-    def _order_id(self, entry: Entry) -> str | None:
-        ref = entry.resource.get("request") or {}
+    def _referenced_id(self, entry: Entry, field: str, resource_type: str, system: str) -> str | None:
+        """The id a reference names: a mar identifier, a Bundle entry, or a literal Type/id."""
+        ref = entry.resource.get(field) or {}
         ident = ref.get("identifier") or {}
-        if ident.get("system") == MAR_ORDER_SYSTEM and ident.get("value"):
+        if ident.get("system") == system and ident.get("value"):
             return ident["value"]
         text = ref.get("reference") or ""
         target = self.bundle.resolve(text, entry) if text else None
-        if target and target[0].get("resourceType") == "MedicationRequest" and target[0].get("id"):
+        if target and target[0].get("resourceType") == resource_type and target[0].get("id"):
             return target[0]["id"]
-        if text.startswith("MedicationRequest/") or "/MedicationRequest/" in text:
-            return text.rsplit("MedicationRequest/", 1)[1].split("/")[0]
+        marker = f"{resource_type}/"
+        if text.startswith(marker) or f"/{marker}" in text:
+            return text.rsplit(marker, 1)[1].split("/")[0]
+        return None
+
+    def _order_id(self, entry: Entry) -> str | None:
+        found = self._referenced_id(entry, "request", "MedicationRequest", MAR_ORDER_SYSTEM)
+        if found is not None:
+            return found
+        ref = entry.resource.get("request") or {}
         self.problems.add(entry.path / "request", reference_text(ref), "mar records a dose against its "
                           "order: request must name the MedicationRequest")
         return None
