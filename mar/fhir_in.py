@@ -197,8 +197,8 @@ class _Importer:
             return found
         ref = entry.resource.get("subject") or {}
         self.problems.add(entry.path / "subject", reference_text(ref),
-                          "the subject must be a Patient (Patient/<id>, a Patient entry of the Bundle, or an identifier in urn:mar:patient), or give "
-                          "the patient id for the import")
+                          "the subject must be a Patient (Patient/<id>, a Patient entry of the Bundle, "
+                          "or an identifier in urn:mar:patient), or give the patient id for the import")
         return None
 
     def base(self, kind: str, entry: Entry, patient: str | None, at: str | None, key: str) -> dict:
