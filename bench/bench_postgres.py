@@ -33,7 +33,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-import generate  # noqa: E402
+from common import hospital_file  # noqa: E402
 import psycopg  # noqa: E402
 
 from mar.importing import import_file  # noqa: E402
@@ -169,14 +169,6 @@ def bench_writers(url: str, writers: int, seconds: float, append_only: bool = Fa
 
 
 # --- (b) import --------------------------------------------------------------------------------
-
-
-def hospital_file(events: int) -> Path:
-    path = HERE / "out" / f"hospital-{events // 1000}k.jsonl"
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        generate.write_jsonl(generate.hospital(events=events), path)
-    return path
 
 
 RAW_TABLE = ("CREATE TABLE raw_events (originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
