@@ -7,7 +7,7 @@ needs an alias in `TOPIC_ALIASES`.
 """
 from __future__ import annotations
 
-from typing import Annotated, Callable, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,16 @@ from pydantic import (
     TypeAdapter,
 )
 
+from .event_types import (  # noqa: F401  (re-exported for callers of mar.events)
+    CLASS_NAMES,
+    TOPIC_ALIASES,
+    TRANSITIONS,
+    UPCASTERS,
+    VERSIONS,
+    topic_for,
+    type_for_topic,
+    upcast,
+)
 from .units import MASS_TO_MG, RATE_TO_MG_PER_H, WEIGHT_TO_KG
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=500)]
@@ -137,8 +147,6 @@ class Decision(Frozen):
 
 class Event(Frozen):
     """Fields every event carries."""
-
-    version: ClassVar[int] = 1
 
     type: str
     patient_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -309,43 +317,13 @@ BY_TYPE: dict[str, type[Event]] = {
 AnyEvent = Annotated[Union[EVENT_CLASSES], Field(discriminator="type")]  # type: ignore[valid-type]
 EVENT_ADAPTER: TypeAdapter = TypeAdapter(AnyEvent)
 
-TRANSITIONS = ("admitted", "transferred", "discharged", "readmitted")
-
-# Stored topic for each event type. Old names go here when a class is renamed or moved.
-TOPIC_ALIASES: dict[str, str] = {}
-
-
-def topic_for(event_type: str) -> str:
-    return f"mar.events:{BY_TYPE[event_type].__name__}"
-
-
-def type_for_topic(topic: str) -> str:
-    topic = TOPIC_ALIASES.get(topic, topic)
-    name = topic.rsplit(":", 1)[-1]
-    for event_type, cls in BY_TYPE.items():
-        if cls.__name__ == name:
-            return event_type
-    raise KeyError(topic)
+# Names, versions, topics and upcasting live in the light module the read path imports.
+for _type, _cls in BY_TYPE.items():
+    if CLASS_NAMES.get(_type) != _cls.__name__:
+        raise RuntimeError(f"mar.event_types.CLASS_NAMES disagrees with mar.events for {_type!r}")
+if set(CLASS_NAMES) != set(BY_TYPE):
+    raise RuntimeError("mar.event_types.CLASS_NAMES and mar.events.BY_TYPE list different types")
 
 
 def json_schema() -> dict:
     return EVENT_ADAPTER.json_schema()
-
-
-# --- schema evolution -----------------------------------------------------------------
-# Each stored event carries "v", the version of its type when written. An upcaster turns
-# version n of a type into version n+1; they run on read, so old streams stay readable.
-UPCASTERS: dict[tuple[str, int], "Callable[[dict], dict]"] = {}
-
-
-def upcast(data: dict) -> dict:
-    kind = data.get("type")
-    cls = BY_TYPE.get(kind)
-    if cls is None:
-        return data
-    v = data.get("v", 1)
-    while v < cls.version:
-        data = UPCASTERS[(kind, v)](data)
-        v += 1
-        data["v"] = v
-    return data

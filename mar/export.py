@@ -28,7 +28,7 @@ from typing import IO, Iterator
 import orjson
 
 from .errors import Problem, UnknownPatient
-from .events import BY_TYPE, upcast
+from .event_types import VERSIONS, upcast
 from .raw_rows import log_order
 from .store import EventStore, stream_id
 DEFAULTED = ("recorded_at", "recorded_by")
@@ -100,12 +100,12 @@ def parse_exported(raw: dict, line: int | None):
 
 
 def _upcast(raw: dict, v, line: int | None) -> tuple[dict, list[Problem]]:
-    cls = BY_TYPE.get(raw.get("type"))
-    if v is None or cls is None:
+    current = VERSIONS.get(raw.get("type"))
+    if v is None or current is None:
         return raw, []
-    if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= cls.version:
+    if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= current:
         return raw, [Problem(line, "v", v, f"unknown version of {raw['type']}: this mar reads "
-                             f"versions 1 to {cls.version} (written by a newer mar?)")]
+                             f"versions 1 to {current} (written by a newer mar?)")]
     data = upcast({**raw, "v": v})
     data.pop("v")
     return data, []

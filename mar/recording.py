@@ -19,6 +19,7 @@ from .chart import Chart
 from .checks import check_event
 from .clinical_time import UTC
 from .errors import ConcurrencyConflict, InvalidEvents, Problem, WriteRefused
+from .event_types import VERSIONS
 from .events import BY_TYPE, EVENT_ADAPTER
 from .store import CONFLICTS, SNAPSHOT_INTERVAL, EventStore, retrying, stream_id
 
@@ -249,7 +250,7 @@ class Recorder:
         data.setdefault("recorded_by", self.user)
         data["stored_at"] = stamp
         data["stored_by"] = self.user
-        data["v"] = BY_TYPE[data["type"]].version
+        data["v"] = VERSIONS[data["type"]]
         return data
 
     def _target_type(self, patient_id: str, event_id: str, batch: dict[str, Candidate]) -> str | None:

@@ -36,7 +36,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from . import security
 from .chart import Chart
 from .errors import MarError, StoreError, WriteRefused
-from .events import topic_for, upcast
+from .event_types import topic_for, upcast
 
 PATIENT_NAMESPACE = uuid.UUID("6f1c2c53-4a8e-5b7e-9d51-6d61722d7074")
 SNAPSHOT_TOPIC = "mar.chart:Chart"

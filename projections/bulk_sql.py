@@ -74,7 +74,7 @@ def rebuild(projection, db, load) -> None:
 
 def _topics(kinds) -> set[str]:
     """Every stored topic (current names and aliases of old ones) of these event types."""
-    from mar.events import TOPIC_ALIASES, topic_for, type_for_topic
+    from mar.event_types import TOPIC_ALIASES, topic_for, type_for_topic
 
     found = {topic_for(kind) for kind in kinds}
     found |= {old for old in TOPIC_ALIASES if type_for_topic(old) in kinds}

@@ -81,7 +81,7 @@ def bulk_copy(db: sqlite_utils.Database, store: EventStore, upto: int, attached:
 
 def sql_copy_possible(store: EventStore, attached: str | None) -> bool:
     """Stored rows are the events' JSON as is: no cipher, no compression, nothing to upcast."""
-    from mar.events import UPCASTERS
+    from mar.event_types import UPCASTERS
 
     mapper = store.mapper
     return attached is not None and not (mapper.cipher or mapper.compressor or UPCASTERS)

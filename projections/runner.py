@@ -362,9 +362,7 @@ def patient_streams(store: EventStore, upto: int, page: int = 20_000) -> Iterato
     """Every patient's events up to position `upto`, one patient at a time, in stream order."""
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-    from mar.events import BY_TYPE
-
-    versions = {name: cls.version for name, cls in BY_TYPE.items()}
+    from mar.event_types import VERSIONS as versions
     recorder = store.recorder
     mapper = store.mapper
     plain = not (mapper.cipher or mapper.compressor)
@@ -396,7 +394,7 @@ def patient_streams(store: EventStore, upto: int, page: int = 20_000) -> Iterato
 def _stored(position: int, state: bytes, plain: bool, mapper, versions: dict) -> Stored:
     data = loads(state) if plain else mapper.decode(state)
     if data.get("v", 1) != versions.get(data.get("type"), 1):
-        from mar.events import upcast
+        from mar.event_types import upcast
 
         data = upcast(data)
         return Stored(position, data, None, instant(data["effective_at"]))

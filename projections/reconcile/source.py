@@ -12,13 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
-
 from mar.catalog import Catalog, default_catalog
 from mar.chart import Chart
 from mar.checks import Checker
 from mar.errors import MarError, Problem, UnknownPatient
-from mar.events import Decision, ListedMedication
 from projections.course import Course, build_course
 from projections.timeline import instant, parse_time, zone
 
@@ -127,6 +124,10 @@ def _fhir_list(data: dict, path, catalog: Catalog) -> ProposedList:
 
 
 def _lines(raw: list, path, chart: Chart | None, catalog: Catalog) -> list[dict]:
+    from pydantic import ValidationError
+
+    from mar.events import ListedMedication  # pydantic models: loaded only for a proposed list
+
     problems: list[Problem] = []
     out = []
     check = Checker(catalog, datetime.now(timezone.utc), None)
@@ -145,6 +146,10 @@ def _lines(raw: list, path, chart: Chart | None, catalog: Catalog) -> list[dict]
 
 
 def _decisions(raw: list, path) -> list[dict]:
+    from pydantic import ValidationError
+
+    from mar.events import Decision
+
     problems: list[Problem] = []
     out = []
     for i, item in enumerate(raw):

@@ -42,7 +42,7 @@ def test_every_event_type_has_a_frozen_sample():
 @pytest.mark.parametrize("stored", samples(), ids=lambda d: d["type"])
 def test_each_sample_upcasts_and_validates_against_todays_model(stored):
     data = ev.upcast(dict(stored))
-    assert data["v"] == ev.BY_TYPE[data["type"]].version
+    assert data["v"] == ev.VERSIONS[data["type"]]
     ev.EVENT_ADAPTER.validate_python({k: v for k, v in data.items() if k not in STORE_FIELDS})
 
 
@@ -84,7 +84,7 @@ def _v2_weights_in_kg(data: dict) -> dict:
 
 @pytest.fixture
 def weight_v2(monkeypatch):
-    monkeypatch.setattr(ev.WeightRecorded, "version", 2)
+    monkeypatch.setitem(ev.VERSIONS, "weight_recorded", 2)
     monkeypatch.setitem(ev.UPCASTERS, ("weight_recorded", 1), _v2_weights_in_kg)
 
 
@@ -117,7 +117,7 @@ def test_v1_export_lines_are_upcast_on_import(tmp_path, weight_v2):
 
 
 def test_without_its_upcaster_a_newer_version_is_never_guessed(tmp_path, monkeypatch):
-    monkeypatch.setattr(ev.WeightRecorded, "version", 2)
+    monkeypatch.setitem(ev.VERSIONS, "weight_recorded", 2)
     with pytest.raises(KeyError):
         ev.upcast(json.loads(json.dumps(_lb_weight())))
 
