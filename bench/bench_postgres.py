@@ -183,6 +183,16 @@ def stored_rows(url: str) -> list[tuple]:
                             "FROM marstore_events ORDER BY notification_id").fetchall()
 
 
+def plain_read(url: str, where: str = "", params: tuple = ()) -> float:
+    """Seconds to SELECT the stored rows (those matching `where`) and orjson-decode each:
+    the read limit beside which the projections and verify are measured."""
+    with psycopg.connect(url) as conn:
+        t0 = time.perf_counter()
+        for (state,) in conn.execute(f"SELECT state FROM marstore_events {where} ORDER BY notification_id", params):
+            orjson.loads(state)
+        return time.perf_counter() - t0
+
+
 def raw_insert(url: str, rows: list[tuple], batch: int = 1000) -> float:
     """The physical limit: the same rows, one multi-row INSERT and one commit per batch."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -195,9 +205,10 @@ def raw_insert(url: str, rows: list[tuple], batch: int = 1000) -> float:
         return time.perf_counter() - t0
 
 
-def bench_import(server: Server, events: int) -> dict:
+def bench_import(server: Server, events: int, label: str = "import") -> dict:
+    """Import into a new scratch database (kept until server.close(); its URL is in the result)."""
     path = hospital_file(events)
-    url = server.database("import")
+    url = server.database(label)
     with EventStore(url) as store:
         c0, t0 = time.process_time(), time.perf_counter()
         summary = import_file(store, USER, str(path))
@@ -206,7 +217,7 @@ def bench_import(server: Server, events: int) -> dict:
     raw_seconds = raw_insert(url, rows)
     r = {"events": summary.added, "seconds": seconds, "rate": summary.added / seconds,
          "cpu_seconds": cpu, "raw_seconds": raw_seconds, "raw_rate": len(rows) / raw_seconds,
-         "file": str(path.relative_to(ROOT))}
+         "file": str(path.relative_to(ROOT)), "url": url}
     r["ratio"] = r["rate"] / r["raw_rate"]
     print(f"  import: {summary.added} events in {seconds:.2f} s = {r['rate']:,.0f}/s "
           f"({cpu:.1f} CPU s in this process); raw {r['raw_rate']:,.0f}/s; ratio {r['ratio']:.3f}",

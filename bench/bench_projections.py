@@ -80,11 +80,12 @@ def hospital_store(events: int, extra: int, seed: int, prefix: str) -> tuple[Pat
 # --- (a) rebuild -------------------------------------------------------------------------------
 
 
-def plain_read(db: Path) -> float:
+def plain_read(db: Path, where: str = "", params: tuple = ()) -> float:
+    """Seconds to SELECT the stored rows (those matching `where`) and orjson-decode each."""
     conn = sqlite3.connect(db)
     t = time.perf_counter()
     n = 0
-    for (state,) in conn.execute("SELECT state FROM stored_events ORDER BY rowid"):
+    for (state,) in conn.execute(f"SELECT state FROM stored_events {where} ORDER BY rowid", params):
         orjson.loads(state)
         n += 1
     elapsed = time.perf_counter() - t
@@ -121,6 +122,16 @@ def bench_rebuild(events: int, runs: int, work: Path) -> dict:
 # --- (b) catch-up ------------------------------------------------------------------------------
 
 
+def catch_up_once(runner: Runner, recorder: Recorder, lines: list[bytes]) -> tuple[float, float]:
+    """Record `lines` (not timed), then time the catch-up that projects them: (wall, CPU) seconds."""
+    recorder.record([(n, line) for n, line in enumerate(lines, 1)])
+    t, c = time.perf_counter(), time.process_time()
+    applied = runner.catch_up()
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    assert applied == len(lines), applied
+    return wall, cpu
+
+
 def bench_catch_up(events: int, reps: int, work: Path) -> dict:
     db, later = hospital_store(events, NEW * 40, 7, "q")
     models = OUT / f"q-{events // 1000}k.projections.db"
@@ -136,13 +147,9 @@ def bench_catch_up(events: int, reps: int, work: Path) -> dict:
             recorder = Recorder(store, USER)
             times, cpu = [], []
             for rep in range(reps):
-                chunk = later[used + rep * NEW: used + (rep + 1) * NEW]
-                recorder.record([(n, line) for n, line in enumerate(chunk, 1)])
-                t, c = time.perf_counter(), time.process_time()
-                applied = runner.catch_up()
-                times.append(time.perf_counter() - t)
-                cpu.append(time.process_time() - c)
-                assert applied == NEW, applied
+                wall, c = catch_up_once(runner, recorder, later[used + rep * NEW: used + (rep + 1) * NEW])
+                times.append(wall)
+                cpu.append(c)
             size = store.max_position()
     return {"store_events": size, "median_ms": statistics.median(times) * 1000, "max_ms": max(times) * 1000,
             "cpu_median_ms": statistics.median(cpu) * 1000, "reps": reps, "load": load(db)}
@@ -162,6 +169,16 @@ def mar(*args: str) -> float:
     return elapsed
 
 
+def busiest_patient(runner: Runner) -> tuple[str, int, str, str]:
+    """The patient with the most events in the caught-up read models: (id, events, last day
+    with totals, horizon)."""
+    busiest, count = runner.db.execute(
+        "SELECT patient_id, COUNT(*) FROM events GROUP BY patient_id ORDER BY 2 DESC LIMIT 1").fetchone()
+    day = runner.db.execute("SELECT MAX(date) FROM daily_totals WHERE patient_id = ?", (busiest,)).fetchone()[0]
+    at = runner.db.execute("SELECT horizon FROM patients WHERE patient_id = ?", (busiest,)).fetchone()[0]
+    return busiest, count, day, at
+
+
 def bench_queries(work: Path, events: int, runs: int) -> list[dict]:
     ref = work / "ref.db"
     fresh(ref)
@@ -176,10 +193,7 @@ def bench_queries(work: Path, events: int, runs: int) -> list[dict]:
     busiest = None
     with EventStore(str(db)) as store, Runner(store) as runner:
         runner.catch_up()
-        busiest, count = runner.db.execute(
-            "SELECT patient_id, COUNT(*) FROM events GROUP BY patient_id ORDER BY 2 DESC LIMIT 1").fetchone()
-        day = runner.db.execute("SELECT MAX(date) FROM daily_totals WHERE patient_id = ?", (busiest,)).fetchone()[0]
-        at = runner.db.execute("SELECT horizon FROM patients WHERE patient_id = ?", (busiest,)).fetchone()[0]
+        busiest, count, day, at = busiest_patient(runner)
     conn.close()
     cases = [
         ("floor: mar --version", ["--version"]),
