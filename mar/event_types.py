@@ -39,8 +39,6 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {}
 # Stored topic for each event type. Old names go here when a class is renamed or moved.
 TOPIC_ALIASES: dict[str, str] = {}
 
-TRANSITIONS = ("admitted", "transferred", "discharged", "readmitted")
-
 _BY_CLASS_NAME = {name: event_type for event_type, name in CLASS_NAMES.items()}
 
 

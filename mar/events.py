@@ -21,7 +21,6 @@ from pydantic import (
 from .event_types import (  # noqa: F401  (re-exported for callers of mar.events)
     CLASS_NAMES,
     TOPIC_ALIASES,
-    TRANSITIONS,
     UPCASTERS,
     VERSIONS,
     topic_for,
