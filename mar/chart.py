@@ -140,6 +140,15 @@ class Chart:
             handler(self, event)
         self.version = version if version is not None else self.version + 1
 
+    def copy(self) -> "Chart":
+        """An independent chart (the fold appends to its lists; the times and ids are immutable)."""
+        chart = Chart(self.patient_id, self.version, self.registered_id, self.timezone, list(self.weights),
+                      list(self.transitions), list(self.deaths), voided=set(self.voided))
+        for order_id, o in self.orders.items():
+            chart.orders[order_id] = OrderFacts(o.order_id, o.event_id, o.drug, o.route, o.form, o.started_at,
+                                                list(o.lifecycle))
+        return chart
+
     # --- snapshots ----------------------------------------------------------------
 
     def to_dict(self) -> dict:

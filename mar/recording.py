@@ -231,6 +231,7 @@ class Recorder:
             raise InvalidEvents(problems, source)
         if rows:
             self.store.append_stored(rows, keys)
+        self.store.remember_charts(charts.values())
         summary.added = len(rows)
         self._snapshot(charts, starts)
         return summary

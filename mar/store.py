@@ -17,9 +17,10 @@ import sqlite3
 import struct
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import orjson
@@ -41,6 +42,7 @@ from .event_types import topic_for, upcast
 PATIENT_NAMESPACE = uuid.UUID("6f1c2c53-4a8e-5b7e-9d51-6d61722d7074")
 SNAPSHOT_TOPIC = "mar.chart:Chart"
 SNAPSHOT_INTERVAL = 200
+CHART_CACHE = 1024  # patients whose last written chart a store object keeps
 
 
 def stream_id(patient_id: str) -> uuid.UUID:
@@ -285,6 +287,7 @@ class EventStore:
         self.app.recorder.chain_key = _chain_key()
         self.mapper: MarMapper = self.app.mapper  # type: ignore[assignment]
         self.recorder = self.app.recorder
+        self._charts: OrderedDict[str, Chart] = OrderedDict()  # see remember_charts
         try:
             self.mode = security.open_mode(self)
         except (PersistenceError, sqlite3.Error, MarError) as exc:  # sqlite3: e.g. not a database
@@ -368,18 +371,35 @@ class EventStore:
     # --- reading ------------------------------------------------------------------
 
     def load_chart(self, patient_id: str) -> Chart:
-        """The validation chart: latest snapshot plus the events after it."""
+        """The validation chart: the one this process last wrote (or else the latest snapshot)
+        plus the events stored after it. The caller may change what it gets."""
         sid = stream_id(patient_id)
-        chart = Chart(patient_id)
-        snaps = self.app.snapshots.get(sid, desc=True, limit=1)  # type: ignore[union-attr]
-        for snap in snaps:
-            chart = Chart.from_dict(snap.data)
+        cached = self._charts.get(patient_id)
+        if cached is not None:
+            self._charts.move_to_end(patient_id)
+            chart = cached.copy()
+        else:
+            chart = Chart(patient_id)
+            snaps = self.app.snapshots.get(sid, desc=True, limit=1)  # type: ignore[union-attr]
+            for snap in snaps:
+                chart = Chart.from_dict(snap.data)
         # The rows straight from the recorder, decoded and upcast as the mapper does, without
         # a Record per event: this replay is most of the cost of recording one event.
         decode = self.mapper.decode
         for stored in self.recorder.select_events(sid, gt=chart.version or None):
             chart.apply(upcast(decode(stored.state)), stored.originator_version)
         return chart
+
+    def remember_charts(self, charts: Iterable[Chart]) -> None:
+        """Keep the charts just written (folded up to their stored version) for the next write
+        of the same patients: a workstation recording dose after dose then reads only the
+        events others stored since, instead of a snapshot and up to 199 events each time.
+        Events never change once stored, so a kept chart is never wrong, only behind."""
+        for chart in charts:
+            self._charts[chart.patient_id] = chart
+            self._charts.move_to_end(chart.patient_id)
+        while len(self._charts) > CHART_CACHE:
+            self._charts.popitem(last=False)
 
     def stream(self, patient_id: str) -> list[Record]:
         return list(self.app.events.get(stream_id(patient_id)))

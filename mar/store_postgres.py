@@ -185,6 +185,7 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
             "INSERT INTO {} SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[])"
         ).format(self.index_table).as_string(None)
         self._insert_events_sql = self.insert_events_statement.as_string(None)
+        self._links: dict[str, tuple[int, str]] = {}  # stream -> (version, chain link) last written here
         self._lock_sql = [statement.as_string(None) for statement in self.lock_table_statements]
         self._notify_sql = SQL("NOTIFY {}").format(Identifier(self.channel_name)).as_string(None)
         self._previous_links_sql = SQL(
@@ -273,7 +274,16 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")
                 raise failure
+        self._remember_links(rows)
         return ids
+
+    def _remember_links(self, rows: list[tuple]) -> None:
+        """Keep the last committed link of each stream written: the next write to it (a nurse
+        recording dose after dose) continues from it without asking the server."""
+        if len(self._links) > LINK_CACHE:
+            self._links.clear()
+        for oid, version, _event_id, _digest, link in rows:
+            self._links[oid] = (version, link)
 
     def _lock_table(self, curs: Cursor[DictRow]) -> None:
         for statement in self._lock_sql:
@@ -302,11 +312,19 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
         first: dict[str, int] = {}
         for s in stored_events:
             first.setdefault(_hex(s.originator_id), s.originator_version)
-        wanted = [(oid, v - 1) for oid, v in first.items() if v > 1]
-        if not wanted:
-            return {}
-        curs.execute(self._previous_links_sql, [[w[0] for w in wanted], [w[1] for w in wanted]])
-        return {(r["originator_id"], r["originator_version"]): r["chain"] for r in curs.fetchall()}
+        wanted, known = [], {}
+        for oid, v in first.items():
+            if v == 1:
+                continue
+            kept = self._links.get(oid)
+            if kept is not None and kept[0] == v - 1:
+                known[(oid, v - 1)] = kept[1]  # committed, hence immutable
+            else:
+                wanted.append((oid, v - 1))
+        if wanted:
+            curs.execute(self._previous_links_sql, [[w[0] for w in wanted], [w[1] for w in wanted]])
+            known.update({(r["originator_id"], r["originator_version"]): r["chain"] for r in curs.fetchall()})
+        return known
 
     def select_index(self, originator_id: str, event_ids: Sequence[str]) -> list[tuple[str, str, int]]:
         """(event id, digest, version) of the given ids already stored in one stream."""
@@ -337,6 +355,8 @@ class MarPostgresRecorder(PostgresApplicationRecorder):
                 (list(rows), list(rows.values())),
             )
 
+
+LINK_CACHE = 4096  # streams whose last link a recorder keeps
 
 # Bytes per statement: far below the size at which pipelined statements hang.
 CHUNK_BYTES = 1 << 20
