@@ -132,10 +132,27 @@ def mme_tables(as_json):
 
 @cli.command()
 @click.option("--rebuild", is_flag=True, help="Drop the read models and project every event again.")
+@click.option("--follow", is_flag=True, help="Keep going: apply new events as they are stored, until "
+              "SIGINT (Ctrl-C) or SIGTERM.")
+@click.option("--interval", type=click.FloatRange(min=0.01), metavar="SECONDS",
+              help="With --follow on SQLite: seconds between looks at the store (default 0.2).")
+@click.option("-q", "--quiet", is_flag=True, help="With --follow: print only the summary.")
 @click.pass_obj
-def project(settings, rebuild):
+def project(settings, rebuild, follow, interval, quiet):
     """Bring the read models (a SQLite database beside the store, or MAR_PROJECTIONS) up to
-    date with the store. Read commands do this themselves before answering."""
+    date with the store. Read commands do this themselves before answering.
+
+    With --follow (after --rebuild, if given) it keeps them up to date as events are stored,
+    exactly once, until SIGINT or SIGTERM stop it after the current transaction (exit 0; a
+    second signal stops it at once, the transaction rolling back). A PostgreSQL store notifies
+    it at each commit; a SQLite store is looked at every --interval seconds. It prints a line
+    per catch-up that applied events ("+3 events, position 1204, 5 ms": how many, the read
+    models' position, the time taken), a line when it starts following, and a summary when
+    stopped; --quiet prints only the summary."""
+    if not follow and (interval is not None or quiet):
+        raise click.UsageError("--interval and --quiet go with --follow")
+    if follow:
+        return _follow(settings, rebuild, interval, quiet)
     from projections.queries import project as run
 
     with settings.store() as store:
@@ -144,3 +161,22 @@ def project(settings, rebuild):
     click.echo(f"{result['path']}: {verb} {result['events']} event{'s' if result['events'] != 1 else ''} "
                f"in {result['seconds']:.2f} s (positions: "
                + ", ".join(f"{k} {v}" for k, v in sorted(result["positions"].items())) + ")")
+
+
+def _follow(settings, rebuild: bool, interval: float | None, quiet: bool) -> None:
+    from projections.follow import INTERVAL, follow
+
+    def applied(a) -> None:
+        click.echo(f"+{a.events} event{'s' if a.events != 1 else ''}, position {a.position}, "
+                   f"{a.seconds * 1000:.0f} ms")
+
+    def started(f) -> None:
+        how = "notified by PostgreSQL" if f.interval is None else f"looking every {f.interval:g} s"
+        click.echo(f"{f.path}: following at position {f.position} ({how}); Ctrl-C or SIGTERM stops")
+
+    with settings.store() as store:
+        s = follow(store, interval=interval or INTERVAL, rebuild=rebuild,
+                   on_catch_up=None if quiet else applied, on_start=None if quiet else started)
+    click.echo(f"{s.path}: stopped{' by ' + s.stopped_by if s.stopped_by else ''} at position {s.position} "
+               f"after {s.seconds:.1f} s: {s.events} event{'s' if s.events != 1 else ''} "
+               f"in {s.catch_ups} catch-up{'s' if s.catch_ups != 1 else ''}")
