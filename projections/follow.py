@@ -101,30 +101,36 @@ class Follower:
         return min(self.runner.positions().values(), default=0)
 
     def run(self, on_catch_up: Callable[[Applied], None] | None = None,
-            on_start: Callable[[Following], None] | None = None) -> Summary:
+            on_start: Callable[[Following], None] | None = None, rebuild: bool = False) -> Summary:
+        """Catch up (after a rebuild, if asked), then follow until stopped."""
         started = time.perf_counter()
         events = catch_ups = 0
 
-        def catch_up(target: int | None) -> None:
+        def report(step: Callable[[], Applied | None]) -> None:
             nonlocal events, catch_ups
             with _store_errors():
-                applied = self.catch_up(target)
+                applied = step()
             if applied is not None:
                 events += applied.events
                 catch_ups += 1
                 if on_catch_up:
                     on_catch_up(applied)
 
-        catch_up(None)
+        report(self.rebuild if rebuild else self.catch_up)
         with _waker(self) as waker:
             if on_start and not self.stopping:
                 on_start(Following(self.runner.path, self.position(), waker.name, waker.interval))
             while not self.stopping:
                 target = waker.wait(self.position())
                 if target is not None:
-                    catch_up(target)
+                    report(lambda: self.catch_up(target))
         return Summary(self.runner.path, events, catch_ups, self.position(), time.perf_counter() - started,
                        self.stopped_by)
+
+    def rebuild(self) -> Applied | None:
+        t0 = time.perf_counter()
+        count = self.runner.rebuild()
+        return Applied(count, self.position(), time.perf_counter() - t0) if count else None
 
     def catch_up(self, target: int | None = None) -> Applied | None:
         """Apply the events up to `target` (default: the last stored), one runner batch per
@@ -159,9 +165,7 @@ def follow(store: EventStore, path: str | None = None, interval: float = INTERVA
     """Keep the read models of `store` up to date until SIGINT or SIGTERM (see the module
     docstring); `rebuild` first drops them and projects every event again."""
     with Follower(store, path, interval) as follower, _stopping_on(signals, follower):
-        if rebuild:
-            follower.runner.rebuild()
-        return follower.run(on_catch_up, on_start)
+        return follower.run(on_catch_up, on_start, rebuild)
 
 
 class _stopping_on:

@@ -23,7 +23,7 @@ from projections.follow import RECHECK, Follower
 from projections.runner import Runner, projections_path
 from tests.integration.synthetic import chart_start, dose
 from tests.integration.test_concurrency import read_models
-from tests.integration.test_crash import SQLiteWriteWatch, is_postgres, kill_when, positions
+from tests.integration.test_crash import SQLiteWriteWatch, finish, is_postgres, kill_when, mar, positions
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = re.compile(r"^(?P<path>.+): stopped by (?P<signal>SIG\w+) at position (?P<position>\d+) "
@@ -110,10 +110,10 @@ def projected_positions(path: str) -> list[int]:
         con.close()
 
 
-def rebuilt(store: EventStore, tmp_path: Path) -> dict[str, list]:
+def rebuilt(store_url: str, tmp_path: Path) -> dict[str, list]:
+    """The read models `mar project` makes from scratch (the CLI's projections, as the follower's)."""
     path = str(tmp_path / "reference.db")
-    with Runner(store, path) as runner:
-        runner.rebuild()
+    finish(mar(store_url, "project", env={"MAR_PROJECTIONS": path}))
     return read_models(path)
 
 
@@ -137,7 +137,7 @@ def test_follower_applies_each_event_once_as_it_is_stored(store_url, tmp_path):
         top = store.max_position()
         rest = follower.stop(signal.SIGTERM)
         expected_positions = store_positions(store)
-        reference = rebuilt(store, tmp_path)
+        reference = rebuilt(store_url, tmp_path)
 
     summary = SUMMARY.match(rest[-1])
     assert summary, follower.seen
@@ -195,21 +195,28 @@ def test_a_follower_killed_mid_way_leaves_a_clean_prefix_and_a_new_one_completes
         rest = follower.stop(signal.SIGINT)
         assert SUMMARY.match(rest[-1])["signal"] == "SIGINT"
         assert projected_positions(path) == store_positions(store)
-        assert read_models(path) == rebuilt(store, tmp_path)
+        assert read_models(path) == rebuilt(store_url, tmp_path)
 
 
-def test_quiet_prints_only_the_summary(store_url):
+def test_rebuild_then_follow_quietly_prints_only_the_summary(store_url):
     with EventStore(store_url) as store:
         record(store, chart_start("q-1"))
         path = projections_path(store_url)
-        follower = FollowerProcess(store_url, "--quiet")
-        caught_up(path, 3, timeout=15)
+        with Runner(store, path) as runner:
+            runner.catch_up()
+            runner.db.execute("DELETE FROM events WHERE position = 1")  # back once rebuilt
+        follower = FollowerProcess(store_url, "--rebuild", "--quiet")
+        deadline = time.monotonic() + 15
+        while projected_positions(path) != [1, 2, 3]:
+            assert time.monotonic() < deadline, "not rebuilt"
+            time.sleep(0.02)
         record(store, [dose("q-1", 0)])
         caught_up(path, store.max_position())
         top = store.max_position()
     rest = follower.stop(signal.SIGTERM)
     assert len(follower.seen) == 1, follower.seen
     summary = SUMMARY.match(rest[0])
+    # The rebuild's 3 events count as the first catch-up, the dose as the second.
     assert summary and (summary["position"], summary["events"], summary["catch_ups"]) == (str(top), "4", "2")
 
 
