@@ -20,8 +20,6 @@ from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Iterator
 
-from pydantic import ValidationError
-
 from .clinical_time import parse_instant
 from .errors import InvalidEvents, MarError, Problem
 
@@ -242,6 +240,10 @@ def _validate(data: dict, version: str) -> list[Problem]:
 
 
 def _errors(cls, data: dict, base: Path, version: str) -> list[Problem]:
+    # imported here, not at the top: writers import this module for its constants and Path
+    # and must not pay for pydantic (mar.fhir_out, docs/decisions/0004)
+    from pydantic import ValidationError
+
     try:
         cls.model_validate(data)
     except ValidationError as exc:
