@@ -172,6 +172,7 @@ REFUSED_BY_BOTH = [
     (f"{STATEMENT}.effectivePeriod.start", "2007-12-03T10:00:00-07:00:30"),
     (f"{STATEMENT}.effectivePeriod.start", "2007-12-03T10:00:00+14:30"),
     (f"{STATEMENT}.effectivePeriod.start", "2007-12-03T10:00:00"),
+    (f"{STATEMENT}.effectivePeriod.start", "2007-02-30T10:00:00Z"),
     (f"{STATEMENT}.dateAsserted", "03/12/2007"),
     (f"{STATEMENT}.id", "not an id"),
     (f"{STATEMENT}.dosage.0.route", "oral"),
@@ -185,12 +186,12 @@ REFUSED_BY_BOTH = [
     (f"{ISSUE}.severity", "very  high"),
 ]
 # stricter than the models, which accept these: empty or blank markdown (Annotation.text), null for an
-# absent element, an element name that mar does not write, a date that does not exist
+# absent element, a leap second, a FHIR element that mar does not write (category)
 REFUSED_BY_THE_CHECK = [
     (f"{STATEMENT}.note", [{"text": ""}]),
     (f"{STATEMENT}.note", [{"text": "\x0b"}]),
     (f"{ISSUE}.code.text", None),
-    (f"{STATEMENT}.effectivePeriod.start", "2007-02-30T10:00:00Z"),
+    (f"{STATEMENT}.effectivePeriod.start", "2016-12-31T23:59:60Z"),
     (f"{STATEMENT}.category", {"text": "inpatient"}),
 ]
 
