@@ -149,7 +149,8 @@ def test_follower_applies_each_event_once_as_it_is_stored(store_url, tmp_path):
     assert int(summary["catch_ups"]) == len(applied)
     assert [int(a["position"]) for a in applied] == sorted({int(a["position"]) for a in applied})
     assert projected_positions(path) == expected_positions
-    assert positions(path) == {"events": top, "medication": top}
+    done = positions(path)  # every projection the CLI runs, at the last event
+    assert {"events", "medication"} <= done.keys() and set(done.values()) == {top}, done
     assert read_models(path) == reference
 
 
