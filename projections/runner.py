@@ -172,10 +172,11 @@ def projections_path(store_url: str) -> str:
 
 
 def default_projections() -> list[Projection]:
+    from .alerts.projection import AlertsProjection
     from .events_table import EventsProjection
     from .medication import MedicationProjection
 
-    found: list[Projection] = [EventsProjection(), MedicationProjection()]
+    found: list[Projection] = [EventsProjection(), MedicationProjection(), AlertsProjection()]
     for extra in EXTRA_PROJECTIONS:
         found.append(extra())
     return found

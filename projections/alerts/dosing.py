@@ -54,22 +54,13 @@ def _type_of(ctx: Context, event_id: str) -> str | None:
     return ctx._cache[key].get(event_id)
 
 
-def _prn_doses(ctx: Context) -> dict[str, list[Administration]]:
-    by_order = defaultdict(list)
-    for a in ctx.course.administrations:
-        order = ctx.course.orders.get(a.order_id)
-        if a.at <= ctx.until and order is not None and order.form == "as_needed" and a.kind in ("as_needed", "bolus"):
-            by_order[a.order_id].append(a)
-    return by_order
-
-
 def check_too_soon(ctx: Context) -> list[Alert]:
     tolerance = ctx.settings.rule(TOO_SOON)["tolerance_minutes"] * US_PER_MIN
     out = []
-    for order_id, doses in _prn_doses(ctx).items():
+    for order_id, doses in ctx.doses.as_needed.items():
         order = ctx.course.orders[order_id]
         for prev, dose in zip(doses, doses[1:]):
-            freq = ctx.catalog.frequency(order.state_at(dose.at).dosing["frequency"])
+            freq = ctx.frequency(ctx.state_at(order, dose.at).dosing["frequency"])
             if freq is None or not freq.min_interval_hours:
                 continue
             interval = dose.at - prev.at
@@ -86,7 +77,7 @@ def check_too_soon(ctx: Context) -> list[Alert]:
 
 def check_daily_max(ctx: Context) -> list[Alert]:
     out = []
-    for order_id, doses in _prn_doses(ctx).items():
+    for order_id, doses in ctx.doses.as_needed.items():
         order = ctx.course.orders[order_id]
         per_day: dict = defaultdict(list)
         for a in doses:
@@ -103,14 +94,14 @@ def _over_daily_max(ctx: Context, order: Order, day, given: list[Administration]
     for a in given:
         total += a.mg
         count += 1
-        dosing = order.state_at(a.at).dosing
+        dosing = ctx.state_at(order, a.at).dosing
         cap = dosing.get("max_daily")
         if cap is not None:
             limit = cap["value"] * MASS_TO_MG[cap["unit"]]
             over = total > limit * (1 + 1e-9)
             what = f"{total:g} mg given, more than its maximum of {limit:g} mg a day"
         else:
-            freq = ctx.catalog.frequency(dosing["frequency"])
+            freq = ctx.frequency(dosing["frequency"])
             if freq is None or freq.per_day is None:
                 continue
             over = count > freq.per_day
@@ -134,12 +125,11 @@ def check_pca(ctx: Context) -> list[Alert]:
 def _pca_episodes(ctx: Context, order: Order) -> list[Alert]:
     hours = order.dosing["limit_hours"]
     window = int(hours * US_PER_HOUR)
-    doses = [a for a in ctx.course.administrations
-             if a.order_id == order.order_id and a.kind in ("pca_demand", "bolus") and a.at <= ctx.until]
+    doses = ctx.doses.pca.get(order.order_id, [])
     basal = [s for s in ctx.course.segments if s.order_id == order.order_id and s.mg_per_h]
     out, over, lo = [], False, 0
     for i, a in enumerate(doses):
-        limit = order.state_at(a.at).dosing.get("limit")
+        limit = ctx.state_at(order, a.at).dosing.get("limit")
         if limit is None:
             continue
         start = a.at - window

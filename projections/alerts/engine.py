@@ -14,16 +14,16 @@ Two kinds of "as of", as for the other read commands:
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from mar.catalog import Catalog, default_catalog
 
-from ..course import build_course
+from ..course import administration, build_course
 from ..mme import MmeTable, load_table
 from ..timeline import instant, zone
 from . import admission, combinations, dosing, mme, omission, taper
 from .config import SEVERITY_RANK, RuleSettings, default_rules
-from .model import Alert, Context
+from .model import Alert, Context, Doses
 
 RULES: dict[str, Callable[[Context], list[Alert]]] = {
     omission.RULE: omission.check,
@@ -42,9 +42,11 @@ RULES: dict[str, Callable[[Context], list[Alert]]] = {
 
 def patient_alerts(events: Iterable[dict], settings: RuleSettings | None = None, catalog: Catalog | None = None,
                    mme_table: MmeTable | None = None, known_at: int | None = None,
-                   at: int | None = None) -> list[Alert]:
-    """The alerts of one patient's stored events, in clinical order (then rule, then id)."""
-    ctx = context(events, settings, catalog, mme_table, known_at, at)
+                   at: int | None = None, times: Sequence[int] | None = None) -> list[Alert]:
+    """The alerts of one patient's stored events, in clinical order (then rule, then id).
+
+    times: the events' clinical times (epoch microseconds) if the caller has them already."""
+    ctx = context(events, settings, catalog, mme_table, known_at, at, times)
     if ctx is None:
         return []
     found: dict[str, Alert] = {}
@@ -58,26 +60,76 @@ def patient_alerts(events: Iterable[dict], settings: RuleSettings | None = None,
 
 
 def context(events: Iterable[dict], settings: RuleSettings | None = None, catalog: Catalog | None = None,
-            mme_table: MmeTable | None = None, known_at: int | None = None, at: int | None = None) -> Context | None:
+            mme_table: MmeTable | None = None, known_at: int | None = None, at: int | None = None,
+            times: Sequence[int] | None = None) -> Context | None:
     settings = settings or default_rules()
     timed = []
     for seq, e in enumerate(events):
         if known_at is not None and instant(e["recorded_at"]) > known_at:
             continue
-        t = instant(e["effective_at"])
+        t = instant(e["effective_at"]) if times is None else times[seq]
         # A correction says the fact was never true: it applies at any clinical time (only
         # knowledge time, known_at, brings the mistaken fact back).
         if at is not None and t > at and e["type"] != "entered_in_error":
             continue
         timed.append((t, seq, e))
-    timed.sort(key=lambda x: (x[0], x[1]))
-    course = build_course([e for _, _, e in timed])
-    if not timed or course.timezone is None:
+    timed.sort()  # by clinical time, then store order (seq is unique: the dicts are never compared)
+    if not timed:
+        return None
+    # Four events in five are doses: the course is folded without them (nothing in the fold
+    # depends on a dose), and only the doses a rule reads are made into objects.
+    structure, given = [], []
+    for i, x in enumerate(timed):
+        if x[2]["type"] == "dose_given":
+            given.append((x[0], i, x[2]))  # i: its place among all events, as build_course numbers them
+        else:
+            structure.append(x)
+    course = build_course([e for _, _, e in structure], times=[t for t, _, _ in structure])
+    if course.timezone is None:
         return None
     until = at if at is not None else _clinical_horizon(timed)
     table = mme_table or load_table(settings.rule(mme.THRESHOLD)["mme_table"])
-    return Context(course, timed, zone(course.timezone), catalog or default_catalog(), table, settings, until)
+    ctx = Context(course, timed, zone(course.timezone), catalog or default_catalog(), table, settings, until)
+    ctx.doses = _doses(ctx, given)
+    return ctx
 
+
+def _doses(ctx: Context, given: list[tuple[int, int, dict]]) -> Doses:
+    """The doses the rules read (see `Doses`), as `build_course` makes them."""
+    voided, until = ctx.course.voided, ctx.until
+    found = Doses()
+    orders: dict[str, tuple[str | None, bool, str | None]] = {}
+    for t, seq, e in given:
+        if t > until or e["event_id"] in voided:
+            continue
+        order_id = e["order_id"]
+        about = orders.get(order_id)
+        if about is None:
+            about = orders[order_id] = _order_kind(ctx, order_id)
+        drug, opioid, form = about
+        as_needed = form == "as_needed" and e["kind"] in AS_NEEDED_KINDS
+        pca = form == "pca" and e["kind"] in PCA_KINDS
+        if not (opioid or as_needed or pca):
+            continue
+        dose = administration(t, seq, e, drug)
+        if opioid:
+            found.opioid.append(dose)
+        if as_needed:
+            found.as_needed.setdefault(order_id, []).append(dose)
+        if pca:
+            found.pca.setdefault(order_id, []).append(dose)
+    return found
+
+
+def _order_kind(ctx: Context, order_id: str) -> tuple[str | None, bool, str | None]:
+    """(drug as finally known, opioid?, form if the order stands) of the order a dose names."""
+    order = ctx.course.orders.get(order_id)
+    drug = order.drug if order is not None else ctx.course.drug_of(order_id)
+    return drug, ctx.is_opioid(drug or "unknown"), order.form if order is not None else None
+
+
+AS_NEEDED_KINDS = ("as_needed", "bolus")  # on an as-needed order: what its frequency limits
+PCA_KINDS = ("pca_demand", "bolus")  # on a PCA: what its limit counts besides the basal rate
 
 # Events about the record rather than the patient: they do not move the clinical horizon
 # (an acknowledgement made today must not run a still-open infusion up to today).
@@ -85,8 +137,10 @@ NOT_CLINICAL = ("alert_acknowledged",)
 
 
 def _clinical_horizon(timed: list[tuple[int, int, dict]]) -> int:
-    clinical = [t for t, _, e in timed if e["type"] not in NOT_CLINICAL]
-    return max(clinical) if clinical else timed[-1][0]
+    for t, _, e in reversed(timed):  # in clinical order: the first clinical one from the end
+        if e["type"] not in NOT_CLINICAL:
+            return t
+    return timed[-1][0]
 
 
 def _acknowledge(ctx: Context, alerts: list[Alert]) -> None:

@@ -7,13 +7,14 @@ day) that define it, so the same record always gives the same ids: an acknowledg
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from mar.catalog import Catalog
+from mar.catalog import Catalog, Frequency
 from mar.history import describe_dosing
 
-from ..course import Course, Listed, Order
+from ..course import Administration, Course, Listed, Order, OrderState
 from ..mme import MmeTable
 from ..timeline import iso, to_datetime
 from .config import RuleSettings
@@ -59,8 +60,22 @@ class Alert:
 
 
 @dataclass
+class Doses:
+    """The doses given that the rules read, in clinical order, as `Course.administrations`
+    holds them: those of opioids (MME, tapers), and those of as-needed and PCA orders (per
+    order). The others (most scheduled doses) are never made into objects."""
+
+    opioid: list[Administration] = field(default_factory=list)
+    as_needed: dict[str, list[Administration]] = field(default_factory=dict)  # as-needed doses and boluses
+    pca: dict[str, list[Administration]] = field(default_factory=dict)  # demand doses and boluses
+
+
+@dataclass
 class Context:
-    """One patient's record as the rules read it (everything already filtered by --known-at/--at)."""
+    """One patient's record as the rules read it (everything already filtered by --known-at/--at).
+
+    `course` is folded from every event but the doses (its `administrations` is empty): the
+    doses the rules read are in `doses`."""
 
     course: Course
     events: list[tuple[int, int, dict]]  # (clinical time, store order, stored event), in clinical order
@@ -69,7 +84,12 @@ class Context:
     mme_table: MmeTable
     settings: RuleSettings
     until: int  # the clinical time the record is read up to: running infusions count to here
+    doses: Doses = field(default_factory=Doses)
     _cache: dict = field(default_factory=dict)
+    _opioid: dict = field(default_factory=dict)
+    _frequencies: dict = field(default_factory=dict)
+    _states: dict = field(default_factory=dict)
+    _by_type: dict | None = None
 
     @property
     def patient_id(self) -> str:
@@ -86,21 +106,61 @@ class Context:
         return to_datetime(at, self.tz).strftime("%Y-%m-%d %H:%M")
 
     def is_opioid(self, drug: str) -> bool:
-        d = self.catalog.drug(drug)
-        return d is not None and d.is_opioid
+        known = self._opioid
+        if drug not in known:
+            d = self.catalog.drug(drug)
+            known[drug] = d is not None and d.is_opioid
+        return known[drug]
 
     def in_class(self, drug: str, classes) -> bool:
         d = self.catalog.drug(drug)
         return d is not None and any(d.is_a(c) for c in classes)
 
+    def frequency(self, text: str) -> Frequency | None:
+        known = self._frequencies
+        if text not in known:
+            known[text] = self.catalog.frequency(text)
+        return known[text]
+
     def by_type(self, kind: str) -> list[tuple[int, dict]]:
         """(clinical time, event) of one type that count (not entered in error), in clinical order."""
-        key = ("type", kind)
-        if key not in self._cache:
+        index = self._by_type
+        if index is None:
+            index = self._by_type = {}
             voided = self.course.voided
-            self._cache[key] = [(t, e) for t, _, e in self.events
-                                if e["type"] == kind and e["event_id"] not in voided]
-        return self._cache[key]
+            for t, _, e in self.events:
+                kind_of = e["type"]
+                if kind_of != "dose_given" and e["event_id"] not in voided:
+                    found = index.get(kind_of)
+                    if found is None:
+                        index[kind_of] = [(t, e)]
+                    else:
+                        found.append((t, e))
+        return index.get(kind, [])
+
+    def state_at(self, order: Order, at: int) -> OrderState:
+        """`order.state_at(at)` (not to be changed by the caller), from the states after each
+        change, found by bisection: rules ask it for every dose."""
+        states = self._states.get(order.order_id)
+        if states is None:
+            states = self._states[order.order_id] = _states(order)
+        times, after = states
+        return after[bisect_right(times, at)]
+
+
+def _states(order: Order) -> tuple[list[int], list[OrderState]]:
+    """The instants of an order's changes (those before its end) and its state before the
+    first and after each, as `Order.state_at` applies them."""
+    state = OrderState(dict(order.dosing), order.route, False, None)
+    times, after = [], [state]
+    for ch in order.changes:
+        if order.end is not None and ch.at >= order.end:
+            break
+        state = OrderState(dict(state.dosing), state.route, state.held, state.last_change)
+        state.apply(ch)
+        times.append(ch.at)
+        after.append(state)
+    return times, after
 
 
 def _unique(ids) -> list[str]:

@@ -32,7 +32,7 @@ def _opioid_inputs(ctx: Context):
     key = ("opioid_inputs",)
     if key not in ctx._cache:
         c = ctx.course
-        doses = [a for a in c.administrations if a.at <= ctx.until and ctx.is_opioid(a.drug)]
+        doses = ctx.doses.opioid
         pieces = [s for s in c.segments if s.start < ctx.until and ctx.is_opioid(s.drug)]
         ctx._cache[key] = (doses, pieces)
     return ctx._cache[key]
@@ -161,8 +161,8 @@ def _scheduled_pieces(ctx: Context) -> list[tuple[int, int, str, str, float]]:
         end = min(o.end if o.end is not None else ctx.until, ctx.until)
         cuts = sorted({o.start, *(ch.at for ch in o.changes if o.start < ch.at < end)})
         for lo, hi in zip(cuts, [*cuts[1:], end]):
-            state = o.state_at(lo)
-            freq = ctx.catalog.frequency(state.dosing["frequency"])
+            state = ctx.state_at(o, lo)
+            freq = ctx.frequency(state.dosing["frequency"])
             if state.held or hi <= lo or freq is None or not freq.per_day:
                 continue
             dose = state.dosing["dose"]

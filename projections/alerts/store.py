@@ -1,46 +1,27 @@
-"""The `alerts` read model in the projections database, and what `mar alerts` / `mar ack` run.
+"""What `mar alerts` and `mar ack` run, over the `alerts` read model (projections.alerts.projection).
 
-Tables (created on first use, beside the runner's):
-- alerts: one row per alert of a patient (status and acknowledgement included);
-- alert_state: per patient, the `events` position and count the rows were computed from,
-  and the fingerprint of the rule settings, catalog and MME table used.
-
-Alerts are materialised per patient when read: a read command catches the runner up
-(projections.runner), and every patient whose events moved on since their rows were
-written (or whose settings changed) is recomputed from the `events` read model, rows and
-state replaced in one transaction. Computing them inside every catch-up batch instead would
-refold each touched patient's whole record per batch, a cost proportional to the record
-rather than to the new events; on read, the cost is paid once per patient per change and
-only for the patients asked about. The rows are a pure function of the patient's events,
-so whenever they were computed they are the same (a full rebuild gives the same rows).
-
-`--at` and `--known-at` answers are computed on the fly, not stored.
+The rows are kept by the runner: a read command catches up, and the catch-up has raised
+the alerts of every event it projected. A read then recomputes only the patients whose rows
+were computed under other rule settings, catalog or MME table (their fingerprint), so a
+changed setting shows at once. `--at` and `--known-at` answers are computed on the fly from
+the `events` read model, not stored.
 """
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
-from functools import lru_cache
-from pathlib import Path
 
 import orjson
 
-from mar.catalog import default_catalog
 from mar.errors import MarError, UnknownPatient
 from mar.store import EventStore
 
 from ..events_table import patient_events
-from ..mme import load_table
 from ..runner import Runner, chunks, write_transaction
 from ..timeline import parse_time, zone
-from . import mme as mme_rules
-from .config import default_rules
 from .engine import by_urgency, patient_alerts
-from .model import Alert
+from .projection import COLUMNS, fingerprint, patient_zone, replace
 
 STATUSES = ("open", "acknowledged", "all")
-COLUMNS = ("patient_id", "id", "rule", "severity", "drug", "at", "at_us", "message", "evidence", "status",
-           "acknowledged")
 
 
 class UnknownAlert(MarError):
@@ -51,44 +32,16 @@ class BadTime(MarError):
     pass
 
 
-def ensure_tables(db) -> None:
-    db.execute("CREATE TABLE IF NOT EXISTS alerts (patient_id TEXT NOT NULL, id TEXT NOT NULL, rule TEXT, "
-               "severity TEXT, drug TEXT, at TEXT, at_us INTEGER, message TEXT, evidence TEXT, status TEXT, "
-               "acknowledged TEXT, PRIMARY KEY (patient_id, id))")
-    db.execute("CREATE INDEX IF NOT EXISTS alerts_by_id ON alerts (id)")
-    db.execute("CREATE TABLE IF NOT EXISTS alert_state (patient_id TEXT PRIMARY KEY, position INTEGER, "
-               "events INTEGER, fingerprint TEXT, computed_at TEXT)")
-
-
-def fingerprint() -> str:
-    """What stored rows depend on besides the events: the rules' code, their settings, the
-    catalog and the MME table. Any change and the rows are recomputed on next read."""
-    settings = default_rules()
-    table = settings.rule(mme_rules.THRESHOLD)["mme_table"]
-    return f"{_code_digest()}:{settings.fingerprint}:{default_catalog().edition}:{load_table(table).label}"
-
-
-@lru_cache(maxsize=1)
-def _code_digest() -> str:
-    """A digest of the rule modules (and the course model they read), so that a new version
-    of mar never answers from rows an older one computed."""
-    digest = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for path in sorted([*here.glob("*.py"), here.parent / "course.py", here.parent / "totals.py"]):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def refresh(db, patient_ids: list[str] | None = None) -> int:
-    """Recompute the stored alerts of the patients whose events moved on. Returns how many."""
-    ensure_tables(db)
+    """Recompute the stored alerts of the patients (all if None) whose rows were computed
+    under another fingerprint. Returns how many."""
     want = fingerprint()
     done = 0
     for part in chunks(_stale(db, patient_ids, want), CHUNK):
         with write_transaction(db):
             # Another reader may have done some while we waited for the lock.
-            for patient_id, head in _stale_heads(db, list(part), want).items():
-                _recompute(db, patient_id, head, want)
+            for patient_id in _stale(db, list(part), want):
+                replace(db, patient_id, patient_events(db, patient_id), want)
                 done += 1
     return done
 
@@ -98,49 +51,19 @@ def refresh(db, patient_ids: list[str] | None = None) -> int:
 CHUNK = 50
 
 
-def _heads(db, patient_ids: list[str] | None) -> dict[str, tuple[int, int]]:
-    """Per patient, the (latest position, count) of their events in the `events` read model."""
-    if patient_ids is None:
-        rows = db.execute("SELECT patient_id, MAX(position), COUNT(*) FROM events GROUP BY patient_id").fetchall()
-    else:
-        rows = [db.execute("SELECT ?, MAX(position), COUNT(*) FROM events WHERE patient_id = ?", (p, p)).fetchone()
-                for p in patient_ids]
-    return {r[0]: (r[1], r[2]) for r in rows if r[2]}
-
-
-def _stale_heads(db, patient_ids: list[str] | None, want: str) -> dict[str, tuple[int, int]]:
-    heads = _heads(db, patient_ids)
-    sql = "SELECT patient_id, position, events, fingerprint FROM alert_state"
-    if patient_ids is None:
-        rows = db.execute(sql).fetchall()
-    else:
-        rows = []
-        for part in chunks(patient_ids, 500):
-            rows += db.execute(f"{sql} WHERE patient_id IN ({','.join('?' * len(part))})", list(part)).fetchall()
-    state = {r[0]: (r[1], r[2], r[3]) for r in rows}
-    return {p: head for p, head in sorted(heads.items()) if state.get(p) != (*head, want)}
-
-
 def _stale(db, patient_ids: list[str] | None, want: str) -> list[str]:
-    return list(_stale_heads(db, patient_ids, want))
+    sql = "SELECT patient_id FROM alert_state WHERE fingerprint != ?"
+    if patient_ids is None:
+        return [r[0] for r in db.execute(sql + " ORDER BY patient_id", (want,)).fetchall()]
+    found = []
+    for part in chunks(patient_ids, 500):
+        found += [r[0] for r in db.execute(f"{sql} AND patient_id IN ({','.join('?' * len(part))})",
+                                           [want, *part]).fetchall()]
+    return sorted(found)
 
 
-def _recompute(db, patient_id: str, head: tuple[int, int], want: str) -> None:
-    events = patient_events(db, patient_id)
-    alerts = patient_alerts(events)
-    tz = _tz(events)
-    db.execute("DELETE FROM alerts WHERE patient_id = ?", (patient_id,))
-    db.conn.executemany(f"INSERT INTO alerts ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))})",
-                        [_row(a, tz) for a in alerts])
-    db.execute("INSERT OR REPLACE INTO alert_state VALUES (?,?,?,?,?)",
-               (patient_id, *head, want, datetime.now(timezone.utc).isoformat(timespec="seconds")))
-
-
-def _row(a: Alert, tz) -> tuple:
-    j = a.to_json(tz)
-    return (a.patient_id, a.id, a.rule, a.severity, a.drug, j["at"], a.at, a.message,
-            orjson.dumps(a.evidence).decode(), a.status,
-            orjson.dumps(a.acknowledged).decode() if a.acknowledged else None)
+def _known(db, patient_id: str) -> bool:
+    return db.execute("SELECT 1 FROM events WHERE patient_id = ? LIMIT 1", (patient_id,)).fetchone() is not None
 
 
 def _from_row(r) -> dict:
@@ -150,8 +73,7 @@ def _from_row(r) -> dict:
 
 
 def _tz(events: list[dict]):
-    name = next((e["timezone"] for e in events if e["type"] == "patient_registered"), None)
-    return zone(name or "UTC")
+    return zone(patient_zone(events) or "UTC")
 
 
 # --- what the commands run -------------------------------------------------------------------
@@ -165,7 +87,7 @@ def list_alerts(store: EventStore, patient_id: str | None = None, status: str = 
     with Runner(store) as runner:
         runner.catch_up()
         db = runner.db
-        if patient_id is not None and not _heads(db, [patient_id]):
+        if patient_id is not None and not _known(db, patient_id):
             raise UnknownPatient(patient_id)
         if at is None and known_at is None:
             refresh(db, None if patient_id is None else [patient_id])
@@ -193,7 +115,8 @@ def _stored(db, patient_id: str | None) -> list[dict]:
 
 
 def _as_of(db, patient_id: str | None, at: str | None, known_at: str | None) -> list[dict]:
-    ids = [patient_id] if patient_id is not None else sorted(_heads(db, None))
+    ids = [patient_id] if patient_id is not None else \
+        [r[0] for r in db.execute("SELECT DISTINCT patient_id FROM events ORDER BY patient_id").fetchall()]
     out = []
     for pid in ids:
         events = patient_events(db, pid)
@@ -214,15 +137,18 @@ def _time(text: str | None, tz, option: str) -> int | None:
 
 
 def find_alert(db, alert_id: str) -> dict | None:
-    """The stored alert with this id (recomputing stale patients if it is not found at first)."""
-    refresh_done = False
-    while True:
-        ensure_tables(db)
-        row = db.execute(f"SELECT {','.join(COLUMNS)} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-        if row is not None or refresh_done:
-            return None if row is None else _from_row(row)
-        refresh(db)
-        refresh_done = True
+    """The stored alert with this id, from rows of the current fingerprint."""
+    row = _by_id(db, alert_id)
+    if row is not None and refresh(db, [row["patient_id"]]):
+        row = _by_id(db, alert_id)  # its patient's rows were computed under other settings
+    if row is None and refresh(db):
+        row = _by_id(db, alert_id)
+    return row
+
+
+def _by_id(db, alert_id: str) -> dict | None:
+    row = db.execute(f"SELECT {','.join(COLUMNS)} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    return None if row is None else _from_row(row)
 
 
 def acknowledge(store: EventStore, user: str | None, alert_id: str, reason: str,
@@ -243,7 +169,6 @@ def acknowledge(store: EventStore, user: str | None, alert_id: str, reason: str,
         recorder.record([(None, {"type": "alert_acknowledged", "patient_id": alert["patient_id"],
                                  "effective_at": when, "alert_id": alert_id, "reason": reason.strip()})],
                         source="mar ack")
-        runner.catch_up()
-        refresh(runner.db, [alert["patient_id"]])
+        runner.catch_up()  # the alerts projection marks it acknowledged in the same transaction
         updated = find_alert(runner.db, alert_id)
     return {k: v for k, v in updated.items() if not k.startswith("_")}

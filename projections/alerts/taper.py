@@ -62,14 +62,14 @@ def reductions(ctx: Context, order: Order):
 
 def _level(ctx: Context, order: Order, at: int) -> float | None:
     """mg/h of an infusion, mg/day of a scheduled order, as it stood at `at`."""
-    state = order.state_at(at)
+    state = ctx.state_at(order, at)
     if state.held:
         return 0.0
     d = state.dosing
     if d["form"] == "infusion":
         return rate_mg_per_h(d["rate"], ctx.course.weight_at(at))
     if d["form"] == "scheduled":
-        freq = ctx.catalog.frequency(d["frequency"])
+        freq = ctx.frequency(d["frequency"])
         if freq is None or freq.per_day is None:
             return None
         return d["dose"]["value"] * MASS_TO_MG[d["dose"]["unit"]] * freq.per_day
@@ -128,7 +128,7 @@ def _opioid_rises(ctx: Context, a: int, b: int) -> list[str]:
 
 def _opioid_level(ctx: Context, order: Order, at: int) -> tuple[float, float]:
     """(mg/h running, mg per dose) of an opioid order at `at`: either going up is a rise."""
-    d = order.state_at(at).dosing
+    d = ctx.state_at(order, at).dosing
     rate = d.get("rate") if d["form"] == "infusion" else d.get("basal_rate")
     mg_h = (rate_mg_per_h(rate, ctx.course.weight_at(at)) or 0.0) if rate else 0.0
     dose = d.get("dose") or d.get("demand_dose")

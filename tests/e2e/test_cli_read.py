@@ -153,7 +153,7 @@ def test_clear_errors(runner, db, args, message):
 def test_project_and_rebuild(runner, db):
     out = run(runner, db, "project")
     assert out.startswith(db.replace(".db", ".projections.db") + ": caught up with 9 events in ")
-    assert "(positions: events 9, medication 9" in out
+    assert "(positions: alerts 9, events 9, medication 9)" in out
     assert ": caught up with 0 events in " in run(runner, db, "project")
     assert ": rebuilt from 9 events in " in run(runner, db, "project", "--rebuild")
 

@@ -50,7 +50,8 @@ def test_the_database_opens_with_sqlite_utils_and_has_the_read_models(filled, st
             "listed_medications", "transitions", "weights", "daily_totals"} <= names
     assert "daily_mme" in db.view_names()
     assert db["events"].count == count
-    assert {r["name"]: r["position"] for r in db["_projections"].rows} == {"events": count, "medication": count}
+    assert {r["name"]: r["position"] for r in db["_projections"].rows} == {"events": count, "medication": count,
+                                                                         "alerts": count}
     assert db["daily_totals"].count > 0 and db["administrations"].count > 0
 
 

@@ -1,0 +1,124 @@
+"""Alerts are raised as events are projected (projections.alerts.projection).
+
+A catch-up split at any points leaves exactly the alert rows of a full rebuild, and those
+are the pure computation (engine.patient_alerts) of each patient's events.
+"""
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cli.main import cli
+from mar.recording import Recorder
+from mar.store import EventStore
+from projections.alerts.engine import patient_alerts
+from projections.alerts.projection import AlertsProjection, alert_rows, fingerprint
+from projections.events_table import EventsProjection, patient_events
+from projections.medication import MedicationProjection
+from projections.runner import Runner
+from tests.integration.projection_streams import ACTIONS, build_stream
+
+intention = st.tuples(st.integers(0, len(ACTIONS) - 1), st.integers(0, 99), st.integers(0, 999),
+                      st.floats(0, 1, allow_nan=False))
+
+
+def runner(store, path) -> Runner:
+    return Runner(store, path, [EventsProjection(), MedicationProjection(), AlertsProjection()])
+
+
+def rows(r: Runner) -> dict[str, list]:
+    return {"alerts": r.db.execute("SELECT * FROM alerts ORDER BY patient_id, id").fetchall(),
+            "alert_state": r.db.execute("SELECT * FROM alert_state ORDER BY patient_id").fetchall()}
+
+
+def with_limits_and_acks(events: list[dict], seed: int) -> list[dict]:
+    """The stream with limits the rules check (PCA limits, as-needed daily maxima) and
+    acknowledgements of some of its alerts, charted at random places (some before their alert)."""
+    for e in events:
+        dosing = e.get("dosing") or {}
+        if dosing.get("form") == "pca":
+            dosing.update(limit={"value": 3, "unit": "mg"}, limit_hours=1)
+        elif dosing.get("form") == "as_needed" and len(e["order_id"]) % 2:
+            dosing["max_daily"] = {"value": 12, "unit": "mg"}
+    by_patient: dict[str, list[dict]] = {}
+    for e in events:
+        by_patient.setdefault(e["patient_id"], []).append({**e, "event_id": e["idempotency_key"]})
+    found = sorted((a.patient_id, a.id) for p in by_patient.values() for a in patient_alerts(p))
+    rng = random.Random(seed)
+    out = list(events)
+    for n, (patient_id, alert_id) in enumerate(rng.sample(found, min(len(found), 4))):
+        registered = next(i for i, e in enumerate(out) if e["patient_id"] == patient_id)
+        place = rng.randrange(registered + 1, len(out) + 1)
+        when = out[place - 1]["recorded_at"]
+        out.insert(place, {"type": "alert_acknowledged", "patient_id": patient_id, "effective_at": when,
+                           "recorded_at": when, "alert_id": alert_id, "reason": "reviewed",
+                           "idempotency_key": f"{patient_id}/ack-{n}"})
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(intentions=st.lists(intention, min_size=40, max_size=250),
+       cuts=st.lists(st.floats(0, 1), max_size=6),
+       step=st.integers(1, 60),
+       patients=st.integers(1, 3),
+       seed=st.integers(0, 10 ** 6))
+def test_alerts_caught_up_at_any_split_equal_a_rebuild_and_the_pure_computation(tmp_path_factory, intentions,
+                                                                                cuts, step, patients, seed):
+    tmp = tmp_path_factory.mktemp("alerts")
+    events = with_limits_and_acks(build_stream(intentions, patients), seed)
+    with EventStore(str(tmp / "mar.db")) as store:
+        Recorder(store, "prop.test").record([(i, e) for i, e in enumerate(events, 1)])
+        top = store.max_position()
+        with runner(store, str(tmp / "inc.db")) as inc:
+            for cut in sorted({int(c * top) for c in cuts} | set(range(step, top, step))):
+                inc.catch_up(upto=cut)
+            inc.catch_up()
+            incremental = rows(inc)
+            pure = sorted(row for pid in {e["patient_id"] for e in events}
+                          for row in alert_rows(pid, patient_events(inc.db, pid)))
+        with runner(store, str(tmp / "full.db")) as full:
+            full.rebuild()
+            rebuilt = rows(full)
+    assert incremental == rebuilt
+    assert incremental["alerts"] == pure
+    want = fingerprint()
+    assert incremental["alert_state"] == sorted((pid, want) for pid in {e["patient_id"] for e in events})
+
+
+def record(db: str, *lines: dict) -> None:
+    for line in lines:
+        result = CliRunner().invoke(cli, ["--db", db, "--user", "t", "record", "--json", json.dumps(line)])
+        assert result.exit_code == 0, result.output
+
+
+def stored_alerts(db: str) -> list[tuple]:
+    conn = sqlite3.connect(db.replace(".db", ".projections.db"))
+    try:
+        return conn.execute("SELECT patient_id, rule, drug, status FROM alerts ORDER BY at_us").fetchall()
+    finally:
+        conn.close()
+
+
+def test_any_catch_up_raises_the_alerts_of_the_events_it_projects(tmp_path):
+    """No `mar alerts` anywhere: `mar project` and another read command's catch-up write them."""
+    db = str(tmp_path / "mar.db")
+    sched = {"form": "scheduled", "dose": {"value": 40, "unit": "mg"}, "frequency": "tid"}
+    record(db, {"type": "patient_registered", "patient_id": "p-1", "effective_at": "2007-10-14T07:00:00-07:00",
+                "timezone": "America/Los_Angeles"},
+           {"type": "admitted", "patient_id": "p-1", "effective_at": "2007-10-14T08:00:00-07:00", "location": "7"},
+           {"type": "medication_ordered", "patient_id": "p-1", "effective_at": "2007-10-14T09:00:00-07:00",
+            "order_id": "met-1", "drug": "methadone", "route": "po", "dosing": sched, "prescriber": "dr.a"})
+    result = CliRunner().invoke(cli, ["--db", db, "project"])
+    assert result.exit_code == 0, result.output
+    assert stored_alerts(db) == []
+    record(db, {"type": "medication_ordered", "patient_id": "p-1", "effective_at": "2007-10-15T10:40:00-07:00",
+                "order_id": "lz-1", "drug": "lorazepam", "route": "iv", "prescriber": "dr.a",
+                "dosing": {"form": "as_needed", "dose": {"value": 1, "unit": "mg"}, "frequency": "q6h"}})
+    result = CliRunner().invoke(cli, ["--db", db, "regimen", "p-1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert stored_alerts(db) == [("p-1", "opioid_benzodiazepine", "lorazepam", "open")]
