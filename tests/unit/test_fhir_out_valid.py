@@ -231,7 +231,8 @@ def test_the_writer_refuses_a_value_that_is_not_fhir_and_names_it():
     blank_note = dict(METHADONE, note="\x0b")
     with pytest.raises(InvalidEvents) as caught:
         handoff_bundle(HandoffPacket("ref-001", AT, [PacketLine(blank_note, "unchanged")]))
-    assert "Bundle.entry[1].resource.note[0].text='\\x0b': empty or blank text is not a FHIR string" in str(caught.value)
+    assert ("Bundle.entry[1].resource.note[0].text='\\x0b': empty or blank text is not a FHIR string"
+            in str(caught.value))
     with pytest.raises(InvalidEvents, match=r"identifiedDateTime='2007-12-03T10:00:00\+00:00:30'"):
         odd = datetime(2007, 12, 3, 10, tzinfo=timezone(timedelta(seconds=30)))
         handoff_bundle(HandoffPacket("ref-001", AT, [], [PacketAlert("a", "low", "t", "d", identified_at=odd)]))
