@@ -102,6 +102,7 @@ class LocalClock:
         self._hours: dict[date, tuple] = {}
         self._day_offsets: dict[int, int] = {}
         self._suffixes: dict[int, str] = {}
+        self._day_texts: dict[int, str] = {}
 
     def offset(self, us: int) -> int:
         d = us // DAY_US
@@ -121,12 +122,23 @@ class LocalClock:
         return off
 
     def iso(self, us: int) -> str:
-        """Local ISO 8601 with offset, as datetime.isoformat() writes it."""
+        """Local ISO 8601 with offset, as datetime.isoformat() writes it (a rebuild writes
+        tens of thousands: the date and the clock time come from small caches)."""
         off = self.offset(us)
         suffix = self._suffixes.get(off)
         if suffix is None:
             suffix = self._suffixes[off] = to_datetime(us, self.tz).isoformat()[19 + (7 if us % 1_000_000 else 0):]
-        return (EPOCH_NAIVE + timedelta(microseconds=us + off)).isoformat() + suffix
+        n, rem = divmod(us + off, DAY_US)
+        day = self._day_texts.get(n)
+        if day is None:
+            day = self._day_texts[n] = (EPOCH_DATE + timedelta(days=n)).isoformat() + "T"
+        seconds, fraction = divmod(rem, 1_000_000)
+        clock_time = _CLOCK_TEXTS.get(seconds)
+        if clock_time is None:
+            clock_time = _CLOCK_TEXTS[seconds] = "%02d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60)
+        if fraction:
+            return day + clock_time + ".%06d" % fraction + suffix
+        return day + clock_time + suffix
 
     def _exact(self, us: int) -> int:
         return to_datetime(us, self.tz).utcoffset() // ONE_US
@@ -156,6 +168,38 @@ class LocalClock:
             hours = self._hours[d] = (tuple(s[2] for s in slices), slices)
         hour, fold, start, _ = hours[1][bisect_right(hours[0], us) - 1]
         return d, hour, fold, start
+
+
+_CLOCK_TEXTS: dict[int, str] = {}  # seconds of the day -> "HH:MM:SS"
+
+
+def offset_spans(tz: ZoneInfo, lo: int, hi: int) -> list[tuple[int, int, int]]:
+    """(start, end, UTC offset) of the offsets in force over [lo, hi] (microseconds), the
+    first from lo and the last to hi + 1: the offsets LocalClock gives. Like LocalClock, it
+    takes a UTC day whose two ends have one offset to have it throughout; where they differ,
+    each change is found by bisection (to the microsecond)."""
+    exact = clock(tz)._exact
+    spans: list[tuple[int, int, int]] = []
+    start = known = lo  # known: the latest instant seen to have `off`
+    off = exact(lo)
+    d = lo // DAY_US
+    while d * DAY_US <= hi:
+        b = min((d + 1) * DAY_US - 1, hi)
+        while exact(b) != off:
+            x, y = known, b  # exact(x) == off != exact(y): the change is in (x, y]
+            while y - x > 1:
+                mid = (x + y) // 2
+                if exact(mid) == off:
+                    x = mid
+                else:
+                    y = mid
+            spans.append((start, y, off))
+            start = known = y
+            off = exact(y)
+        known = b
+        d += 1
+    spans.append((start, hi + 1, off))
+    return spans
 
 
 @lru_cache(maxsize=256)

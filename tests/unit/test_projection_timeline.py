@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from datetime import date, timedelta
 
 import pytest
 
-from projections.timeline import LocalClock, hour_slices, instant, to_datetime, zone
+from projections.timeline import LocalClock, hour_slices, instant, offset_spans, to_datetime, zone
 
 ZONES = ["America/Los_Angeles", "Asia/Kolkata", "Australia/Adelaide", "Australia/Lord_Howe", "America/St_Johns",
          "Europe/London", "UTC"]
@@ -41,3 +42,20 @@ def test_hour_slices_of_a_25_hour_day_repeat_the_1_oclock_hour():
     slices = hour_slices(date(2007, 11, 4), zone("America/Los_Angeles"))
     assert [(h, f) for h, f, _, _ in slices[:4]] == [(0, 0), (1, 0), (1, 1), (2, 0)]
     assert len(slices) == 25
+
+
+@pytest.mark.parametrize("name", ZONES)
+def test_offset_spans_give_the_offsets_of_zoneinfo(name):
+    tz = zone(name)
+    lo, hi = 1_100_000_000_000_000, 1_700_000_000_000_000
+    spans = offset_spans(tz, lo, hi)
+    assert spans[0][0] == lo and spans[-1][1] == hi + 1
+    assert all(a[1] == b[0] and a[2] != b[2] for a, b in zip(spans, spans[1:]))
+    one_us = timedelta(microseconds=1)
+    for start, end, off in spans:  # each change to the microsecond
+        assert to_datetime(start, tz).utcoffset() // one_us == off == to_datetime(end - 1, tz).utcoffset() // one_us
+    rng = random.Random(name)
+    starts = [s[0] for s in spans]
+    for _ in range(5_000):
+        us = rng.randrange(lo, hi + 1)
+        assert spans[bisect_right(starts, us) - 1][2] == to_datetime(us, tz).utcoffset() // one_us
