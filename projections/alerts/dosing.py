@@ -19,7 +19,7 @@ from collections import defaultdict
 from mar.units import MASS_TO_MG
 
 from ..course import Administration, Order
-from ..timeline import US_PER_HOUR, local_day
+from ..timeline import US_PER_HOUR, clock
 from .model import Alert, Context, order_label
 
 WEIGHT = "weight_missing"
@@ -31,8 +31,6 @@ US_PER_MIN = 60_000_000
 
 def check_weight(ctx: Context) -> list[Alert]:
     out = []
-    voided_weights = [e["event_id"] for _, e in ctx.by_type("entered_in_error")
-                      if _type_of(ctx, e["target_event_id"]) == "weight_recorded"]
     seen = set()
     for s in ctx.course.segments:
         if s.mg_per_h is not None or s.order_id in seen or s.start > ctx.until:
@@ -43,8 +41,14 @@ def check_weight(ctx: Context) -> list[Alert]:
                f"current weight, so its dose in mg/h is unknown. Weigh the patient and record the weight "
                f"(or correct the weight entered in error).")
         out.append(ctx.alert(WEIGHT, (s.order_id, s.start), order.drug, s.start, msg,
-                             [order.event_id, *voided_weights]))
+                             [order.event_id, *_voided_weights(ctx)]))
     return out
+
+
+def _voided_weights(ctx: Context) -> list[str]:
+    """Ids of the corrections of weights, in clinical order."""
+    return [e["event_id"] for _, e in ctx.by_type("entered_in_error")
+            if _type_of(ctx, e["target_event_id"]) == "weight_recorded"]
 
 
 def _type_of(ctx: Context, event_id: str) -> str | None:
@@ -59,7 +63,16 @@ def check_too_soon(ctx: Context) -> list[Alert]:
     out = []
     for order_id, doses in ctx.doses.as_needed.items():
         order = ctx.course.orders[order_id]
-        for prev, dose in zip(doses, doses[1:]):
+        constant = ctx.constant_state(order)
+        if constant is not None:  # most orders never change: one frequency for every dose
+            freq = ctx.frequency(constant.dosing["frequency"])
+            if freq is None or not freq.min_interval_hours:
+                continue
+            shortest = freq.min_interval_hours * US_PER_HOUR - tolerance
+            pairs = [(prev, dose) for prev, dose in zip(doses, doses[1:]) if dose.at - prev.at < shortest]
+        else:
+            pairs = zip(doses, doses[1:])
+        for prev, dose in pairs:
             freq = ctx.frequency(ctx.state_at(order, dose.at).dosing["frequency"])
             if freq is None or not freq.min_interval_hours:
                 continue
@@ -79,9 +92,16 @@ def check_daily_max(ctx: Context) -> list[Alert]:
     out = []
     for order_id, doses in ctx.doses.as_needed.items():
         order = ctx.course.orders[order_id]
+        constant = ctx.constant_state(order)
+        if constant is not None and constant.dosing.get("max_daily") is None:
+            # counted against the frequency, the same all along: only a day with more doses can go over
+            freq = ctx.frequency(constant.dosing["frequency"])
+            if freq is None or freq.per_day is None or len(doses) <= freq.per_day:
+                continue
         per_day: dict = defaultdict(list)
+        day_of = clock(ctx.tz).day
         for a in doses:
-            per_day[local_day(a.at, ctx.tz)].append(a)
+            per_day[day_of(a.at)].append(a)
         for day, given in sorted(per_day.items()):
             alert = _over_daily_max(ctx, order, day, given)
             if alert is not None:
@@ -98,19 +118,18 @@ def _over_daily_max(ctx: Context, order: Order, day, given: list[Administration]
         cap = dosing.get("max_daily")
         if cap is not None:
             limit = cap["value"] * MASS_TO_MG[cap["unit"]]
-            over = total > limit * (1 + 1e-9)
+            if total <= limit * (1 + 1e-9):
+                continue
             what = f"{total:g} mg given, more than its maximum of {limit:g} mg a day"
         else:
             freq = ctx.frequency(dosing["frequency"])
-            if freq is None or freq.per_day is None:
+            if freq is None or freq.per_day is None or count <= freq.per_day:
                 continue
-            over = count > freq.per_day
             what = f"{count} doses given, more than the {freq.per_day} a day its frequency allows"
-        if over:
-            msg = (f"{order_label(order, a.at)} on {day}: {what} (the dose at {ctx.local(a.at)[11:]} went over). "
-                   f"Hold further doses and ask the prescriber to review the pain plan.")
-            return ctx.alert(DAILY_MAX, (order.order_id, day.isoformat()), order.drug, a.at, msg,
-                             [a.event_id, order.event_id, *(x.event_id for x in given if x is not a)])
+        msg = (f"{order_label(order, a.at)} on {day}: {what} (the dose at {ctx.local(a.at)[11:]} went over). "
+               f"Hold further doses and ask the prescriber to review the pain plan.")
+        return ctx.alert(DAILY_MAX, (order.order_id, day.isoformat()), order.drug, a.at, msg,
+                         [a.event_id, order.event_id, *(x.event_id for x in given if x is not a)])
     return None
 
 

@@ -63,27 +63,30 @@ def context(events: Iterable[dict], settings: RuleSettings | None = None, catalo
             mme_table: MmeTable | None = None, known_at: int | None = None, at: int | None = None,
             times: Sequence[int] | None = None) -> Context | None:
     settings = settings or default_rules()
-    timed = []
-    for seq, e in enumerate(events):
-        if known_at is not None and instant(e["recorded_at"]) > known_at:
-            continue
-        t = instant(e["effective_at"]) if times is None else times[seq]
-        # A correction says the fact was never true: it applies at any clinical time (only
-        # knowledge time, known_at, brings the mistaken fact back).
-        if at is not None and t > at and e["type"] != "entered_in_error":
-            continue
-        timed.append((t, seq, e))
+    if not isinstance(events, (list, tuple)):
+        events = list(events)
+    if times is None:
+        times = [instant(e["effective_at"]) for e in events]
+    if known_at is None and at is None:
+        timed = [(t, seq, e) for seq, (t, e) in enumerate(zip(times, events))]
+    else:
+        timed = []
+        for seq, (t, e) in enumerate(zip(times, events)):
+            if known_at is not None and instant(e["recorded_at"]) > known_at:
+                continue
+            # A correction says the fact was never true: it applies at any clinical time (only
+            # knowledge time, known_at, brings the mistaken fact back).
+            if at is not None and t > at and e["type"] != "entered_in_error":
+                continue
+            timed.append((t, seq, e))
     timed.sort()  # by clinical time, then store order (seq is unique: the dicts are never compared)
     if not timed:
         return None
     # Four events in five are doses: the course is folded without them (nothing in the fold
-    # depends on a dose), and only the doses a rule reads are made into objects.
-    structure, given = [], []
-    for i, x in enumerate(timed):
-        if x[2]["type"] == "dose_given":
-            given.append((x[0], i, x[2]))  # i: its place among all events, as build_course numbers them
-        else:
-            structure.append(x)
+    # depends on a dose), and only the doses a rule reads are made into objects. A dose keeps
+    # its place among all the events (as build_course would number it).
+    structure = [x for x in timed if x[2]["type"] != "dose_given"]
+    given = [(t, i, e) for i, (t, _, e) in enumerate(timed) if e["type"] == "dose_given"]
     course = build_course([e for _, _, e in structure], times=[t for t, _, _ in structure])
     if course.timezone is None:
         return None
@@ -95,12 +98,13 @@ def context(events: Iterable[dict], settings: RuleSettings | None = None, catalo
 
 
 def _doses(ctx: Context, given: list[tuple[int, int, dict]]) -> Doses:
-    """The doses the rules read (see `Doses`), as `build_course` makes them."""
-    voided, until = ctx.course.voided, ctx.until
+    """The doses the rules read (see `Doses`), as `build_course` makes them. (None is after
+    `until`: that is the latest clinical time of the events, or the `at` they were cut at.)"""
+    voided = ctx.course.voided
     found = Doses()
     orders: dict[str, tuple[str | None, bool, str | None]] = {}
     for t, seq, e in given:
-        if t > until or e["event_id"] in voided:
+        if e["event_id"] in voided:
             continue
         order_id = e["order_id"]
         about = orders.get(order_id)

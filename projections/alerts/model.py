@@ -147,6 +147,12 @@ class Context:
         times, after = states
         return after[bisect_right(times, at)]
 
+    def constant_state(self, order: Order) -> OrderState | None:
+        """The order's state if no change applies to it (`state_at` is the same at any time), else None."""
+        self.state_at(order, order.start)
+        times, after = self._states[order.order_id]
+        return None if times else after[0]
+
 
 def _states(order: Order) -> tuple[list[int], list[OrderState]]:
     """The instants of an order's changes (those before its end) and its state before the

@@ -7,13 +7,14 @@ Opioids without a factor in the table (buprenorphine) add nothing; the day lists
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
 from mar.units import MASS_TO_MG
 
-from ..timeline import US_PER_HOUR, day_bounds, days_between, local_day
+from ..timeline import US_PER_HOUR, clock, day_bounds, days_between, local_day
 from ..totals import amounts
 from .model import Context
 
@@ -44,8 +45,8 @@ def days(ctx: Context) -> list[Day]:
     if key in ctx._cache:
         return ctx._cache[key]
     doses, pieces = _opioid_inputs(ctx)
-    rows = amounts([(a.at, a.drug, a.route, a.mg) for a in doses],
-                   [(s.start, s.end, s.drug, s.route, s.mg_per_h) for s in pieces], ctx.tz, ctx.until, "day")
+    rows = amounts((), [(s.start, s.end, s.drug, s.route, s.mg_per_h) for s in pieces], ctx.tz, ctx.until, "day",
+                   parts=_dose_parts(ctx, doses))
     per_day: dict[str, list] = defaultdict(list)
     for r in rows:
         per_day[r.date].append(r)
@@ -56,6 +57,37 @@ def days(ctx: Context) -> list[Day]:
             out.append(_day(ctx, d, per_day.get(d.isoformat(), [])))
     ctx._cache[key] = out
     return out
+
+
+def _dose_parts(ctx: Context, doses) -> dict[tuple, list[float]]:
+    """The doses placed in their day's slot, as `totals.amounts` places them (its `parts`):
+    the same sums, without a tuple per dose on the way."""
+    tz = ctx.tz
+    day_of = clock(tz).day
+    slots: dict[date, tuple] = {}
+    parts: dict[tuple, list[float]] = {}
+    for a in doses:
+        day = day_of(a.at)
+        slot = slots.get(day)
+        if slot is None:
+            slot = slots[day] = (day, None, 0, day_bounds(day, tz)[0])
+        key = (*slot, a.drug, a.route)
+        got = parts.get(key)
+        if got is None:
+            parts[key] = [a.mg]
+        else:
+            got.append(a.mg)
+    return parts
+
+
+def _between(ctx: Context, lo: int, hi: int):
+    """The opioid doses given in [lo, hi) (they are in clinical order)."""
+    doses = ctx.doses.opioid
+    key = ("opioid_times",)
+    times = ctx._cache.get(key)
+    if times is None:
+        times = ctx._cache[key] = [a.at for a in doses]
+    return doses[bisect_left(times, lo):bisect_left(times, hi)]
 
 
 def _day(ctx: Context, d: date, rows) -> Day:
@@ -82,10 +114,10 @@ def reached(ctx: Context, day: Day, level: float) -> tuple[int, str | None]:
     d0, d1 = day_bounds(day.date, ctx.tz)
     d1 = min(d1, ctx.until + 1)
     per_mg = {(drug, route): mme / mg for drug, route, mg, mme in day.by_drug if mg > 0}
-    doses, pieces = _opioid_inputs(ctx)
+    _, pieces = _opioid_inputs(ctx)
     jumps = defaultdict(list)
-    for a in doses:
-        if d0 <= a.at < d1 and (a.drug, a.route) in per_mg:
+    for a in _between(ctx, d0, d1):
+        if (a.drug, a.route) in per_mg:
             jumps[a.at].append((per_mg[(a.drug, a.route)] * a.mg, a.event_id))
     ramps = []
     for s in pieces:
@@ -115,8 +147,8 @@ def reached(ctx: Context, day: Day, level: float) -> tuple[int, str | None]:
 def day_orders(ctx: Context, day: Day) -> list[str]:
     """Event ids of the opioid orders that gave something on `day`."""
     d0, d1 = day_bounds(day.date, ctx.tz)
-    doses, pieces = _opioid_inputs(ctx)
-    ids = {a.order_id for a in doses if d0 <= a.at < d1}
+    _, pieces = _opioid_inputs(ctx)
+    ids = {a.order_id for a in _between(ctx, d0, d1)}
     ids |= {s.order_id for s in pieces if s.start < d1 and (s.end is None or s.end > d0)}
     orders = [ctx.course.orders[i] for i in ids if i in ctx.course.orders]
     return [o.event_id for o in sorted(orders, key=lambda o: (o.start, o.seq))]

@@ -15,14 +15,16 @@ Tables:
 """
 from __future__ import annotations
 
+import gc
 import hashlib
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 import orjson
 
-from ..runner import Batch, Projection, Sink, Stored
+from ..runner import Batch, BulkLoad, Projection, Sink, Stored
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -38,6 +40,7 @@ class AlertsProjection(Projection):
     name = "alerts"
     version = 1
     tables = ("alerts", "alert_state")
+    _job = None  # a rebuild's alerts being computed (bulk_begin), collected by bulk_all
 
     def create(self, db: sqlite_utils.Database) -> None:
         db.execute("CREATE TABLE alerts (patient_id TEXT NOT NULL, id TEXT NOT NULL, rule TEXT, severity TEXT, "
@@ -55,15 +58,68 @@ class AlertsProjection(Projection):
         for _, e in batch.events:
             new.setdefault(e["patient_id"], []).append(e)
         want = fingerprint()
-        for patient_id, events in new.items():
-            # what the events read model held before this batch, then the batch's own events
-            # (whether or not the events projection has written them yet)
-            before = patient_events(db, patient_id, upto=batch.first - 1)
-            replace(db, patient_id, before + events, want)
+        with no_collection():
+            for patient_id, events in new.items():
+                # what the events read model held before this batch, then the batch's own events
+                # (whether or not the events projection has written them yet)
+                before = patient_events(db, patient_id, upto=batch.first - 1)
+                replace(db, patient_id, before + events, want)
+
+    def bulk_begin(self, load: BulkLoad) -> None:
+        """From a plain SQLite store, every patient's alerts are computed in another process
+        while the other projections are rebuilt (projections.alerts.bulk)."""
+        from .bulk import Job
+
+        if self._job is not None:
+            self._job.cancel()
+        path = plain_store_file(load.store)
+        self._job = None if path is None else Job(path, load.store.recorder.events_table_name, load.upto)
+
+    def bulk_all(self, db: sqlite_utils.Database, load: BulkLoad) -> bool:
+        from .bulk import Job
+
+        job, self._job = self._job, None
+        if job is None:  # not begun: done here, from the store file, if it is a plain one
+            path = plain_store_file(load.store)
+            if path is None:
+                return False
+            job = Job(path, load.store.recorder.events_table_name, load.upto, in_process_upto=load.upto + 1)
+        alerts, states = job.rows()
+        load.wait()  # the read-model connection may still be busy with another projection's work
+        db.conn.executemany(INSERT_ALERT, alerts)
+        db.conn.executemany("INSERT INTO alert_state (patient_id, fingerprint) VALUES (?, ?)", states)
+        return True
 
     def bulk_patient(self, db: sqlite_utils.Database, patient_id: str, events: list[Stored], sink: Sink) -> None:
         sink.add("alerts", alert_rows(patient_id, [x.data for x in events], [x.t for x in events]))
         sink.add("alert_state", [(patient_id, fingerprint())])
+
+
+@contextmanager
+def no_collection():
+    """The garbage collector off: refolding records makes many dicts and tuples, none in a
+    reference cycle, and a full collection in the middle (it scans every object of the
+    process) would cost more than the refold."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def plain_store_file(store) -> str | None:
+    """The store's SQLite file if its rows are the events' JSON as is (no cipher, no
+    compression, nothing to upcast), else None."""
+    from mar.event_types import UPCASTERS
+
+    from ..events_table import store_file
+
+    mapper = store.mapper
+    if mapper.cipher or mapper.compressor or UPCASTERS:
+        return None
+    return store_file(store)
 
 
 def replace(db, patient_id: str, events: list[dict], want: str) -> None:

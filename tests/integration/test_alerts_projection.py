@@ -18,7 +18,7 @@ from mar.recording import Recorder
 from mar.store import EventStore
 from projections.alerts.engine import patient_alerts
 from projections.alerts.projection import AlertsProjection, alert_rows, fingerprint
-from projections.events_table import EventsProjection, patient_events
+from projections.events_table import EventsProjection, patient_events, store_file
 from projections.medication import MedicationProjection
 from projections.runner import Runner
 from tests.integration.projection_streams import ACTIONS, build_stream
@@ -27,8 +27,19 @@ intention = st.tuples(st.integers(0, len(ACTIONS) - 1), st.integers(0, 99), st.i
                       st.floats(0, 1, allow_nan=False))
 
 
-def runner(store, path) -> Runner:
-    return Runner(store, path, [EventsProjection(), MedicationProjection(), AlertsProjection()])
+class StreamedAlerts(AlertsProjection):
+    """The alerts projection rebuilt from the runner's patient streams (as from a store whose rows
+    must be decrypted or upcast) rather than from the store file."""
+
+    def bulk_begin(self, load) -> None:
+        pass
+
+    def bulk_all(self, db, load) -> bool:
+        return False
+
+
+def runner(store, path, alerts: AlertsProjection | None = None) -> Runner:
+    return Runner(store, path, [EventsProjection(), MedicationProjection(), alerts or AlertsProjection()])
 
 
 def rows(r: Runner) -> dict[str, list]:
@@ -66,9 +77,11 @@ def with_limits_and_acks(events: list[dict], seed: int) -> list[dict]:
        cuts=st.lists(st.floats(0, 1), max_size=6),
        step=st.integers(1, 60),
        patients=st.integers(1, 3),
-       seed=st.integers(0, 10 ** 6))
+       seed=st.integers(0, 10 ** 6),
+       streamed=st.booleans())
 def test_alerts_caught_up_at_any_split_equal_a_rebuild_and_the_pure_computation(tmp_path_factory, intentions,
-                                                                                cuts, step, patients, seed):
+                                                                                cuts, step, patients, seed,
+                                                                                streamed):
     tmp = tmp_path_factory.mktemp("alerts")
     events = with_limits_and_acks(build_stream(intentions, patients), seed)
     with EventStore(str(tmp / "mar.db")) as store:
@@ -81,7 +94,7 @@ def test_alerts_caught_up_at_any_split_equal_a_rebuild_and_the_pure_computation(
             incremental = rows(inc)
             pure = sorted(row for pid in {e["patient_id"] for e in events}
                           for row in alert_rows(pid, patient_events(inc.db, pid)))
-        with runner(store, str(tmp / "full.db")) as full:
+        with runner(store, str(tmp / "full.db"), StreamedAlerts() if streamed else None) as full:
             full.rebuild()
             rebuilt = rows(full)
     assert incremental == rebuilt
@@ -122,3 +135,41 @@ def test_any_catch_up_raises_the_alerts_of_the_events_it_projects(tmp_path):
     result = CliRunner().invoke(cli, ["--db", db, "regimen", "p-1", "--json"])
     assert result.exit_code == 0, result.output
     assert stored_alerts(db) == [("p-1", "opioid_benzodiazepine", "lorazepam", "open")]
+
+
+def test_a_rebuild_computing_the_alerts_in_another_process_gives_the_rows_of_a_catch_up(tmp_path, monkeypatch):
+    from projections.alerts import bulk
+    from tests.conftest import FIXTURE
+
+    db = str(tmp_path / "ref.db")
+    result = CliRunner().invoke(cli, ["--db", db, "--user", "t", "import", FIXTURE])
+    assert result.exit_code == 0, result.output
+    with EventStore(db) as store:
+        with Runner(store, str(tmp_path / "inc.db"), batch_size=97) as inc:
+            top = store.max_position()
+            for cut in range(300, top, 300):
+                inc.catch_up(upto=cut)  # the first one is a rebuild (in this process: a small store) ...
+            inc.catch_up()  # ... the others catch up, 97 events at a time
+            incremental = rows(inc)
+        monkeypatch.setattr(bulk, "IN_PROCESS_UPTO", 0)
+        with Runner(store, str(tmp_path / "full.db")) as full:
+            full.rebuild()
+            rebuilt = rows(full)
+    assert len(incremental["alerts"]) == 15 and incremental == rebuilt
+
+
+def test_a_failure_in_the_other_process_is_an_error_naming_it(tmp_path):
+    from projections.alerts.bulk import BulkAlertsError, Job
+
+    with EventStore(str(tmp_path / "empty.db")) as store:
+        path = store_file(store)
+    job = Job(path, "no_such_table", 10, in_process_upto=0)
+    assert job.process is not None
+    try:
+        job.rows()
+    except BulkAlertsError as exc:
+        assert "computing the alerts in another process failed (exit 1)" in str(exc)
+        assert "no such table: no_such_table" in str(exc)
+    else:
+        raise AssertionError("no error")
+    assert job.process is None
