@@ -70,7 +70,8 @@ def rebuild(projection, db, load) -> None:
 
 def _facts(c, table: str, upto: int, structural: set[str], doses: set[str]) -> None:
     """mar_scratch.medication_facts: every non-structural event (doses and the rest) with the
-    fields the administrations and the horizons need, in store order. On its own connection."""
+    fields the administrations and the horizons need, in store order; medication_spans: their
+    time span per patient. On its own connection."""
     from .events_table import stream_patients
 
     stream_patients(c, f"mar_store.{table}", upto)
@@ -87,6 +88,10 @@ def _facts(c, table: str, upto: int, structural: set[str], doses: set[str]) -> N
               FROM mar_store.{table} WHERE rowid <= ? AND topic NOT IN ({_quoted(structural)})) e
         CROSS JOIN temp.stream_patients s ON s.originator_id = e.originator_id
         ORDER BY e.rowid""", (upto,))
+    # per patient: the latest clinical time of these events, and the span of the doses
+    c.execute("CREATE TABLE medication_spans AS SELECT patient_id, MAX(at_us) AS latest, "
+              "MIN(CASE WHEN dose THEN at_us END) AS first_dose, MAX(CASE WHEN dose THEN at_us END) AS last_dose "
+              "FROM medication_facts GROUP BY patient_id")
 
 
 def _quoted(names: set[str]) -> str:
@@ -122,7 +127,7 @@ def _fold(db, store_uri: str, table: str, upto: int, topics: set[str], db_free) 
 def _horizons(scratch, courses: dict) -> dict:
     """The latest clinical time of each patient: of their structural events (folded) and of
     the rest (facts)."""
-    horizons = dict(scratch.execute("SELECT patient_id, MAX(at_us) FROM medication_facts GROUP BY patient_id"))
+    horizons = dict(scratch.execute("SELECT patient_id, latest FROM medication_spans"))
     for pid, course in courses.items():
         h = horizons.get(pid)
         if course.horizon is not None and (h is None or course.horizon > h):
@@ -202,8 +207,8 @@ class _Dated:
 def _offset_rows(c, courses: dict) -> list[tuple]:
     """Each patient's UTC offsets over the span of their doses: the spans of their zone
     (timeline.offset_spans, computed once per zone) that overlap it."""
-    ranges = c.execute("SELECT patient_id, MIN(at_us), MAX(at_us) FROM medication_facts WHERE dose "
-                       "GROUP BY patient_id").fetchall()
+    ranges = c.execute("SELECT patient_id, first_dose, last_dose FROM medication_spans "
+                       "WHERE first_dose IS NOT NULL").fetchall()
     zones: dict[str, list[tuple]] = {}
     for pid, lo, hi in ranges:
         course = courses.get(pid)

@@ -15,6 +15,7 @@ inside the same transaction; a later one may use the `Batch.changes` an earlier 
 """
 from __future__ import annotations
 
+import gc
 import os
 import random
 import sqlite3
@@ -201,6 +202,10 @@ class Projection:
         """A rebuild calls this on every projection before any bulk_all: work that needs only
         the store may start here (in another process), to be collected by bulk_all."""
 
+    def bulk_begin(self, load: BulkLoad) -> None:
+        """A rebuild calls this on every projection before the first bulk_all: start here work
+        that needs only the store (in a thread or another process), and collect it in bulk_all."""
+
     def bulk_all(self, db: sqlite_utils.Database, load: BulkLoad) -> bool:
         """A rebuild may first offer the whole store at once (True: done, skip bulk_patient).
         The database connection may be busy with `load`'s background work: call
@@ -365,6 +370,8 @@ class Runner:
             os.close(fd)
             self.db.execute("ATTACH DATABASE ? AS mar_scratch", (scratch,))
         load = BulkLoad(self.store, target, "mar_store" if path else None, scratch)
+        collecting = gc.isenabled()
+        gc.disable()  # millions of short-lived tuples and dicts, no cycles: full collections only cost
         try:
             self.db.execute("BEGIN")
             try:
@@ -380,6 +387,8 @@ class Runner:
             self.db.execute("COMMIT")
             return count
         finally:
+            if collecting:
+                gc.enable()
             load.close()
             if path is not None:
                 self.db.execute("DETACH DATABASE mar_store")
@@ -396,6 +405,8 @@ class Runner:
         for p in self.projections:
             p.bulk_begin(load)
         try:
+            for p in self.projections:
+                p.bulk_begin(load)
             rest = [p for p in self.projections if not p.bulk_all(self.db, load)]
         finally:
             load.wait()
