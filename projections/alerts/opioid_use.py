@@ -91,6 +91,8 @@ def _between(ctx: Context, lo: int, hi: int):
 
 
 def _day(ctx: Context, d: date, rows) -> Day:
+    if not rows:
+        return Day(d, 0.0, (), ())
     hours = _day_hours(ctx, d)
     drugs, missing = [], []
     for r in rows:

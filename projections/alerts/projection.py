@@ -70,10 +70,13 @@ class AlertsProjection(Projection):
         while the other projections are rebuilt (projections.alerts.bulk)."""
         from .bulk import Job
 
-        if self._job is not None:
-            self._job.cancel()
         path = plain_store_file(load.store)
-        self._job = None if path is None else Job(path, load.store.recorder.events_table_name, load.upto)
+        args = (path, load.store.recorder.events_table_name, load.upto)
+        if self._job is not None:
+            if self._job.args == args:
+                return  # begun already
+            self._job.cancel()
+        self._job = None if path is None else Job(*args)
 
     def bulk_all(self, db: sqlite_utils.Database, load: BulkLoad) -> bool:
         from .bulk import Job

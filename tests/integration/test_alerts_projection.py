@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from cli.main import cli
 from mar.recording import Recorder
 from mar.store import EventStore
-from projections.alerts.engine import patient_alerts
+from projections.alerts.engine import context, patient_alerts
+from projections.course import build_course
 from projections.alerts.projection import AlertsProjection, alert_rows, fingerprint
 from projections.events_table import EventsProjection, patient_events, store_file
 from projections.medication import MedicationProjection
@@ -103,6 +104,36 @@ def test_alerts_caught_up_at_any_split_equal_a_rebuild_and_the_pure_computation(
     assert incremental["alert_state"] == sorted((pid, want) for pid in {e["patient_id"] for e in events})
 
 
+@settings(max_examples=60, deadline=None)
+@given(intentions=st.lists(intention, min_size=20, max_size=200), patients=st.integers(1, 3))
+def test_the_course_the_rules_read_is_the_whole_course(intentions, patients):
+    """The engine folds the course without the doses and makes objects of the doses a rule reads
+    only: the same orders, segments, lists and transitions, and the same doses, as
+    build_course of every event."""
+    by_patient: dict[str, list[dict]] = {}
+    for e in with_limits_and_acks(build_stream(intentions, patients), 0):
+        by_patient.setdefault(e["patient_id"], []).append({**e, "event_id": e["idempotency_key"],
+                                                            "recorded_by": "t"})
+    for events in by_patient.values():
+        ctx = context(events)
+        whole = build_course([e for _, _, e in ctx.events], times=[t for t, _, _ in ctx.events])
+        assert ctx.course.segments == whole.segments
+        assert ctx.course.transitions == whole.transitions and ctx.course.listed == whole.listed
+        assert [(o.order_id, o.drug, o.start, o.end, o.ended_by, [c.event_id for c in o.changes])
+                for o in ctx.course.orders.values()] == \
+            [(o.order_id, o.drug, o.start, o.end, o.ended_by, [c.event_id for c in o.changes])
+             for o in whole.orders.values()]
+        assert ctx.doses.opioid == [a for a in whole.administrations if ctx.is_opioid(a.drug)]
+        for form, kinds, found in (("as_needed", ("as_needed", "bolus"), ctx.doses.as_needed),
+                                   ("pca", ("pca_demand", "bolus"), ctx.doses.pca)):
+            expected: dict[str, list] = {}
+            for a in whole.administrations:
+                order = whole.orders.get(a.order_id)
+                if order is not None and order.form == form and a.kind in kinds:
+                    expected.setdefault(a.order_id, []).append(a)
+            assert found == expected
+
+
 def record(db: str, *lines: dict) -> None:
     for line in lines:
         result = CliRunner().invoke(cli, ["--db", db, "--user", "t", "record", "--json", json.dumps(line)])
@@ -152,6 +183,7 @@ def test_a_rebuild_computing_the_alerts_in_another_process_gives_the_rows_of_a_c
             inc.catch_up()  # ... the others catch up, 97 events at a time
             incremental = rows(inc)
         monkeypatch.setattr(bulk, "IN_PROCESS_UPTO", 0)
+        monkeypatch.setattr(bulk, "PROCESSES", 2)  # each takes every other patient
         with Runner(store, str(tmp_path / "full.db")) as full:
             full.rebuild()
             rebuilt = rows(full)
@@ -159,12 +191,12 @@ def test_a_rebuild_computing_the_alerts_in_another_process_gives_the_rows_of_a_c
 
 
 def test_a_failure_in_the_other_process_is_an_error_naming_it(tmp_path):
-    from projections.alerts.bulk import BulkAlertsError, Job
+    from projections.alerts.bulk import PROCESSES, BulkAlertsError, Job
 
     with EventStore(str(tmp_path / "empty.db")) as store:
         path = store_file(store)
     job = Job(path, "no_such_table", 10, in_process_upto=0)
-    assert job.process is not None
+    assert len(job.workers) == PROCESSES
     try:
         job.rows()
     except BulkAlertsError as exc:
@@ -172,4 +204,4 @@ def test_a_failure_in_the_other_process_is_an_error_naming_it(tmp_path):
         assert "no such table: no_such_table" in str(exc)
     else:
         raise AssertionError("no error")
-    assert job.process is None
+    assert job.workers == []
