@@ -92,6 +92,14 @@ def _writer(url: str, patient_id: str, seconds: float, start, results, append_on
         results.put((n, time.perf_counter() - t0, timing["append"], time.process_time() - c0, timing["lock"]))
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat (all cores)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
 class _Appender:
     """Writes like Recorder.record, minus parsing, checks and loading the chart."""
 
@@ -143,11 +151,14 @@ def bench_writers(url: str, writers: int, seconds: float, append_only: bool = Fa
         Recorder(store, USER).record(list(enumerate([e for p in patients for e in chart_start(p)], 1)))
         before = store.max_position()
     ctx = multiprocessing.get_context("spawn")
-    start, results = ctx.Barrier(writers), ctx.Queue()
+    start, results = ctx.Barrier(writers + 1), ctx.Queue()  # this process waits too: it times the machine
     procs = [ctx.Process(target=_writer, args=(url, p, seconds, start, results, append_only)) for p in patients]
     for p in procs:
         p.start()
+    start.wait(120)
+    busy0, total0 = machine_busy()
     out = [results.get(timeout=seconds + 300) for _ in procs]
+    busy1, total1 = machine_busy()
     for p in procs:
         p.join(60)
     writes = sum(n for n, *_ in out)
@@ -159,10 +170,15 @@ def bench_writers(url: str, writers: int, seconds: float, append_only: bool = Fa
          "append_share": sum(o[2] for o in out) / sum(o[1] for o in out),
          "ms_per_write": 1000 * sum(o[1] for o in out) / writes,
          "cpu_ms_per_write": 1000 * sum(o[3] for o in out) / writes,
-         "lock_ms_per_write": 1000 * sum(o[4] for o in out) / writes, "load": os.getloadavg()[0]}
+         "lock_ms_per_write": 1000 * sum(o[4] for o in out) / writes,
+         "load": os.getloadavg()[0],
+         # the whole machine: writers, the server, and anything else running (see load)
+         "cores_busy": (busy1 - busy0) / (total1 - total0) * os.cpu_count(),
+         "machine_cpu_ms_per_write": 1000 * (busy1 - busy0) / writes}
     print(f"  {writers} {'appender' if append_only else 'writer'}(s): {writes} writes in {wall:.1f} s = {r['rate']:,.0f}/s; "
           f"{r['ms_per_write']:.2f} ms per write per writer, {100 * r['append_share']:.0f}% of it in append, "
-          f"{r['cpu_ms_per_write']:.2f} ms CPU in the writer, {r['lock_ms_per_write']:.2f} ms under the table "
+          f"{r['cpu_ms_per_write']:.2f} ms CPU in the writer, {r['machine_cpu_ms_per_write']:.2f} ms on the "
+          f"machine ({r['cores_busy']:.2f} cores busy), {r['lock_ms_per_write']:.2f} ms under the table "
           f"lock; load {r['load']:.1f}",
           file=sys.stderr)
     return r
@@ -248,7 +264,8 @@ def report(r: dict) -> None:
         medians = {}
         for count, group in sorted(by_count.items()):
             med = {k: statistics.median(g[k] for g in group) for k in
-                   ("rate", "ms_per_write", "append_share", "cpu_ms_per_write", "lock_ms_per_write")}
+                   ("rate", "ms_per_write", "append_share", "cpu_ms_per_write", "lock_ms_per_write",
+                    "machine_cpu_ms_per_write", "cores_busy")}
             medians[count] = med
             runs_text = ", ".join(f"{g['rate']:,.0f}" for g in group)
             what = "appends only" if backend.endswith("append_only") else "one dose per write"
@@ -257,6 +274,8 @@ def report(r: dict) -> None:
             print(f"{'      per write: ms; in append; writer CPU ms; ms under lock':<62} "
                   f"{med['ms_per_write']:>6.2f}; {100 * med['append_share']:.0f}%; "
                   f"{med['cpu_ms_per_write']:.2f}; {med['lock_ms_per_write']:.2f}")
+            print(f"{'      machine CPU ms per write; cores busy (all processes)':<62} "
+                  f"{med['machine_cpu_ms_per_write']:>6.2f}; {med['cores_busy']:.2f} of {os.cpu_count()}")
         if len(medians) > 1:
             low, high = min(medians), max(medians)
             scale = medians[high]["rate"] / medians[low]["rate"]
