@@ -3,10 +3,11 @@
 Four events in five are doses. On a rebuild from a plain SQLite store the work is spread
 over both cores (SQLite releases the GIL inside a statement):
 
-1. at once: the `events` copy (events_table.bulk_copy, read-model connection); the fields
-   of every non-structural event read by SQLite into a scratch table (`medication_facts`,
-   second connection, BulkLoad.connect); in Python, the fold of the structural events
-   (orders, changes, transitions, weights, corrections), picked by their stored topic;
+1. at once: the `events` copy and its index (events_table.bulk_copy, read-model
+   connection); the fields of every non-structural event read by SQLite into a scratch
+   table (`medication_facts`, second connection, BulkLoad.connect); in Python, the fold of
+   the structural events (orders, changes, transitions, weights, corrections), picked by
+   their stored topic, whose rows are written as soon as the copy leaves the connection;
 2. then, at once: the administrations as one INSERT ... SELECT from the scratch table (the
    drug from the orders just written) and the indexes, on the read-model connection; on
    the scratch connection, the doses dated in SQL (local day from a table of each
@@ -243,8 +244,6 @@ def _daily_totals(projection, courses: dict, horizons: dict, dated: _Dated, sink
             parts[(day, None, 0, day_start(day, tz), drug, route)] = [r[4] for r in group]
         pieces = [(s.start, s.end, s.drug, s.route, s.mg_per_h) for s in course.segments]
         projection._totals_rows(pid, tz, (), pieces, horizons.get(pid), None, sink, parts)
-
-
 
 
 def _indexes(db) -> None:

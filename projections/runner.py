@@ -7,11 +7,20 @@ is applied to a projection and its position moved in one transaction, so a crash
 applies an event twice or skips one. Writers serialise on `BEGIN IMMEDIATE` and re-read the
 positions inside the transaction, so two read commands catching up at once do the work once.
 
-Adding a projection: subclass `Projection` (name, version, `create`, `apply`) and append an
-instance to `PROJECTIONS` (or pass `projections=` to Runner). Projections run in list order
-inside the same transaction; a later one may use the `Batch.changes` an earlier one left
-(the medication projection records the patients and local days it recomputed). Bump
+Adding a projection: subclass `Projection` (name, version, `create`, `apply`) and append its
+class to `EXTRA_PROJECTIONS` (or pass `projections=` to Runner). Projections run in list
+order inside the same transaction; a later one may use the `Batch.changes` an earlier one
+left (the medication projection records the patients and local days it recomputed). Bump
 `version` when a projection's tables or meaning change: it is rebuilt on next open.
+
+A rebuild (and the first catch-up of an empty database) resets every projection's tables,
+calls `bulk_begin(load)` on each, then `bulk_all(db, load)` on each, then `bulk_patient` for
+those whose bulk_all returned False, then `indexes`, all in one transaction with the garbage
+collector off. Interface additions of the two-core rebuild, all backward compatible:
+`Projection.bulk_begin` (default: nothing), `BulkLoad.in_background` returns a `Background`
+job with its own `wait()`, `BulkLoad.connect()` and `BulkLoad.scratch` (a scratch database
+for work on other connections, attached as `mar_scratch`), `BulkLoad.writing` and
+`BulkLoad.db_free()` (background jobs on the read-model connection).
 """
 from __future__ import annotations
 
@@ -201,10 +210,6 @@ class Projection:
     def bulk_begin(self, load: BulkLoad) -> None:
         """A rebuild calls this on every projection before any bulk_all: work that needs only
         the store may start here (in another process), to be collected by bulk_all."""
-
-    def bulk_begin(self, load: BulkLoad) -> None:
-        """A rebuild calls this on every projection before the first bulk_all: start here work
-        that needs only the store (in a thread or another process), and collect it in bulk_all."""
 
     def bulk_all(self, db: sqlite_utils.Database, load: BulkLoad) -> bool:
         """A rebuild may first offer the whole store at once (True: done, skip bulk_patient).
@@ -402,8 +407,6 @@ class Runner:
             self._reset(self.db, p, bulk=True)
         sink = Sink(self.db)
         count = 0
-        for p in self.projections:
-            p.bulk_begin(load)
         try:
             for p in self.projections:
                 p.bulk_begin(load)
