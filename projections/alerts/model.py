@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from mar.catalog import Catalog, Frequency
-from mar.history import describe_dosing
 
 from ..course import Administration, Course, Listed, Order, OrderState
 from ..mme import MmeTable
@@ -181,12 +180,19 @@ def _unique(ids) -> list[str]:
 def order_label(order: Order, at: int) -> str:
     """`memantine po 10 mg bid (order memantine-po-1)` as the order stood at `at`."""
     state = order.state_at(min(at, order.end - 1) if order.end is not None else at)
-    return f"{order.drug} {state.route} {describe_dosing(state.dosing)} (order {order.order_id})"
+    return f"{order.drug} {state.route} {_dosing(state.dosing)} (order {order.order_id})"
 
 
 def listed_label(x: Listed) -> str:
-    return f"{x.drug} {x.route} {describe_dosing(x.dosing)} (on the {x.source})"
+    return f"{x.drug} {x.route} {_dosing(x.dosing)} (on the {x.source})"
 
 
 def dosing_label(drug: str, route: str, dosing: dict) -> str:
-    return f"{drug} {route} {describe_dosing(dosing)}"
+    return f"{drug} {route} {_dosing(dosing)}"
+
+
+def _dosing(dosing: dict) -> str:
+    # mar.history imports the event store (eventsourcing): only for the labels of alerts raised
+    from mar.history import describe_dosing
+
+    return describe_dosing(dosing)

@@ -170,10 +170,12 @@ def fingerprint() -> str:
 
 @lru_cache(maxsize=1)
 def _code_digest() -> str:
-    """A digest of the rule modules (and the course model they read), so that a new version
-    of mar never answers from rows an older one computed."""
+    """A digest of the rule modules and of the code they compute with (the course model,
+    totals, clock, MME arithmetic, units), so that a new version of mar never answers from
+    rows an older one computed. (Other code they use: bump the projection's version.)"""
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for path in sorted([*here.glob("*.py"), here.parent / "course.py", here.parent / "totals.py"]):
+    used = [here.parent / f"{name}.py" for name in ("course", "totals", "timeline", "mme")]
+    for path in [*sorted(here.glob("*.py")), *used, here.parents[1] / "mar" / "units.py"]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]

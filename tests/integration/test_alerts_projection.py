@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import time
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -183,25 +186,51 @@ def test_a_rebuild_computing_the_alerts_in_another_process_gives_the_rows_of_a_c
             inc.catch_up()  # ... the others catch up, 97 events at a time
             incremental = rows(inc)
         monkeypatch.setattr(bulk, "IN_PROCESS_UPTO", 0)
-        monkeypatch.setattr(bulk, "PROCESSES", 2)  # each takes every other patient
         with Runner(store, str(tmp_path / "full.db")) as full:
             full.rebuild()
             rebuilt = rows(full)
     assert len(incremental["alerts"]) == 15 and incremental == rebuilt
 
 
-def test_a_failure_in_the_other_process_is_an_error_naming_it(tmp_path):
-    from projections.alerts.bulk import PROCESSES, BulkAlertsError, Job
+@pytest.mark.parametrize("start", ["at once", "when the other has done one", "when the other is done"])
+def test_the_two_processes_share_the_patients_and_give_the_rows_of_one(tmp_path, start):
+    """The other process goes from the first patient, this one from the last, until they meet."""
+    from projections.alerts.bulk import Job, every_patient
 
-    with EventStore(str(tmp_path / "empty.db")) as store:
+    rng = random.Random(5)
+    events = build_stream([(rng.randrange(len(ACTIONS)), rng.randrange(100), rng.randrange(1000), rng.random())
+                           for _ in range(3000)], 40)
+    with EventStore(str(tmp_path / "mar.db")) as store:
+        Recorder(store, "t").record([(i, e) for i, e in enumerate(events, 1)])
+        args = (store_file(store), store.recorder.events_table_name, store.max_position())
+    alone = every_patient(*args)
+    job = Job(*args, in_process_upto=0)
+    if start == "when the other is done":
+        job.process.wait()
+    elif start == "when the other has done one":
+        while Path(job.out).read_bytes().count(b"\n") < 2 and job.process.poll() is None:
+            time.sleep(0.002)
+    shared = job.rows()
+    assert len(alone[1]) == 40 and len(alone[0]) > 40
+    assert sorted(shared[0]) == sorted(alone[0]) and sorted(shared[1]) == sorted(alone[1])
+    if start == "at once":
+        assert job.shared[1] > 0  # the other process was still starting Python
+    elif start == "when the other is done":
+        assert job.shared[1] == 0
+    assert job.process is None and job.out is None  # stopped, its file removed
+
+
+def test_a_failure_in_the_other_process_is_an_error_naming_it(tmp_path):
+    from projections.alerts.bulk import BulkAlertsError, Job
+
+    with EventStore(str(tmp_path / "mar.db")) as store:
+        Recorder(store, "t").record([(1, {"type": "patient_registered", "patient_id": "p-1", "timezone": "UTC",
+                                          "effective_at": "2024-01-01T00:00:00+00:00"})])
         path = store_file(store)
-    job = Job(path, "no_such_table", 10, in_process_upto=0)
-    assert len(job.workers) == PROCESSES
-    try:
+    job = Job(path, "no_such_table", 10, in_process_upto=0)  # the other process reads a table that is not there
+    job.args = (path, "stored_events", 10)  # this one reads the store
+    job.process.wait()
+    with pytest.raises(BulkAlertsError, match=r"computing the alerts in another process failed \(exit 1\): "
+                                              r"(.|\n)*no such table: no_such_table"):
         job.rows()
-    except BulkAlertsError as exc:
-        assert "computing the alerts in another process failed (exit 1)" in str(exc)
-        assert "no such table: no_such_table" in str(exc)
-    else:
-        raise AssertionError("no error")
-    assert job.workers == []
+    assert job.process is None and job.out is None
