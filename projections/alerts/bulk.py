@@ -45,6 +45,7 @@ class Store:
     def __init__(self, path: str, table: str, upto: int):
         self.conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
         self.table, self.upto = table, upto
+        self.fingerprint = fingerprint()
         # in the order of the primary key: the same list for both processes (streams begun
         # after `upto` come out empty)
         self.streams = [r[0] for r in self.conn.execute(
@@ -58,7 +59,7 @@ class Store:
         if not events:
             return None
         patient_id = events[0]["patient_id"]
-        return alert_rows(patient_id, events), (patient_id, fingerprint())
+        return alert_rows(patient_id, events), (patient_id, self.fingerprint)
 
     def close(self) -> None:
         self.conn.close()

@@ -15,7 +15,7 @@ from mar.catalog import Catalog, Frequency
 
 from ..course import Administration, Course, Listed, Order, OrderState
 from ..mme import MmeTable
-from ..timeline import iso, to_datetime
+from ..timeline import clock, iso
 from .config import RuleSettings
 
 # The id prefix a person sees; the digest after it makes the id unique and stable.
@@ -101,8 +101,9 @@ class Context:
                      _unique(evidence))
 
     def local(self, at: int) -> str:
-        """A clinical time as a nurse reads it: local date and clock time."""
-        return to_datetime(at, self.tz).strftime("%Y-%m-%d %H:%M")
+        """A clinical time as a nurse reads it: local date and clock time (YYYY-MM-DD HH:MM)."""
+        text = clock(self.tz).iso(at)
+        return f"{text[:10]} {text[11:16]}"
 
     def is_opioid(self, drug: str) -> bool:
         known = self._opioid
