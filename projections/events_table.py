@@ -84,6 +84,7 @@ def bulk_copy(db: sqlite_utils.Database, store: EventStore, upto: int, attached:
         f"SELECT e.rowid, s.patient_id, e.topic IN ({refolded}), CAST(e.state AS TEXT) "
         f"FROM {table} e CROSS JOIN temp.stream_patients s ON s.originator_id = e.originator_id "
         "WHERE e.rowid <= ? ORDER BY e.rowid", (upto,))
+    db.execute("DROP TABLE temp.stream_patients")
     return True
 
 
