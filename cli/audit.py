@@ -97,7 +97,7 @@ def export(settings, patient, fmt, output):
                 count = write_jsonl(lines, fh)
             click.echo(f"exported {count} events to {output}", err=True)
         else:
-            write_jsonl(lines, click.get_binary_stream("stdout"))
+            write_jsonl(lines, sys.stdout.buffer)
 
 
 def _export_fhir(settings, patient, output) -> None:
@@ -113,7 +113,7 @@ def _export_fhir(settings, patient, output) -> None:
         click.echo(f"exported {_events(bundle)} events "
                    f"({len(bundle['entry'])} resources) to {output}", err=True)
     else:
-        click.get_binary_stream("stdout").write(data)
+        sys.stdout.buffer.write(data)
 
 
 def _events(bundle: dict) -> int:

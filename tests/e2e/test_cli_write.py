@@ -31,12 +31,11 @@ def jsonl(events) -> str:
 
 
 @pytest.fixture
-def here(runner, tmp_path):
+def here(runner, tmp_path, monkeypatch):
     """Run in a fresh directory holding f.jsonl, with the store at ./mar.db."""
-    with runner.isolated_filesystem(temp_dir=tmp_path):
-        with open("f.jsonl", "w") as fh:
-            fh.write(jsonl(EVENTS))
-        yield runner
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f.jsonl").write_text(jsonl(EVENTS))
+    return runner
 
 
 def run(runner, *args, ok: bool = True, **kw):
