@@ -148,7 +148,8 @@ def project(settings, rebuild, follow, interval, quiet):
     it at each commit; a SQLite store is looked at every --interval seconds. It prints a line
     per catch-up that applied events ("+3 events, position 1204, 5 ms": how many, the read
     models' position, the time taken), a line when it starts following, and a summary when
-    stopped; --quiet prints only the summary."""
+    stopped; --quiet prints only the summary. If the store stops answering (a server restart,
+    a network cut) it says so on stderr and tries again after 1, 2, 4 ... up to 30 s."""
     if not follow and (interval is not None or quiet):
         raise click.UsageError("--interval and --quiet go with --follow")
     if follow:
@@ -174,9 +175,12 @@ def _follow(settings, rebuild: bool, interval: float | None, quiet: bool) -> Non
         how = "notified by PostgreSQL" if f.interval is None else f"looking every {f.interval:g} s"
         click.echo(f"{f.path}: following at position {f.position} ({how}); Ctrl-C or SIGTERM stops")
 
+    def lost(error, seconds: float) -> None:
+        click.echo(f"{error}; trying again in {seconds:g} s", err=True)
+
     with settings.store() as store:
         s = follow(store, interval=interval or INTERVAL, rebuild=rebuild,
-                   on_catch_up=None if quiet else applied, on_start=None if quiet else started)
+                   on_catch_up=None if quiet else applied, on_start=None if quiet else started, on_lost=lost)
     click.echo(f"{s.path}: stopped{' by ' + s.stopped_by if s.stopped_by else ''} at position {s.position} "
                f"after {s.seconds:.1f} s: {s.events} event{'s' if s.events != 1 else ''} "
                f"in {s.catch_ups} catch-up{'s' if s.catch_ups != 1 else ''}")

@@ -13,6 +13,10 @@ How it wakes up:
 - SQLite (the library has no subscriptions for it): the store's last position is polled
   every `interval` seconds.
 
+A store that cannot be read any more (a server restart, a network cut) is tried again after
+1 s, then 2, 4, ... up to 30 s, until it answers; the follower then catches up from the read
+models' position (each batch was one transaction, so they are consistent).
+
 SIGINT and SIGTERM stop it after the current transaction (a long backlog is applied in
 transactions of the runner's batch size); a second signal ends it at once, the open
 transaction rolling back.
@@ -37,6 +41,8 @@ INTERVAL = 0.2  # seconds between two looks at a store that cannot notify (SQLit
 RECHECK = 2.0  # seconds between two looks at a store that notifies (PostgreSQL)
 SLICE = 0.05  # longest sleep without looking at the stop flag
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RETRY_FIRST = 1.0  # seconds before the first try to reach a store that went away
+RETRY_MAX = 30.0  # longest wait between two tries
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,11 @@ class Follower:
         return min(self.runner.positions().values(), default=0)
 
     def run(self, on_catch_up: Callable[[Applied], None] | None = None,
-            on_start: Callable[[Following], None] | None = None, rebuild: bool = False) -> Summary:
-        """Catch up (after a rebuild, if asked), then follow until stopped."""
+            on_start: Callable[[Following], None] | None = None, rebuild: bool = False,
+            on_lost: Callable[[StoreError, float], None] | None = None) -> Summary:
+        """Catch up (after a rebuild, if asked), then follow until stopped. When the store
+        cannot be read any more, `on_lost(error, seconds)` is told, and the follower tries
+        again after those seconds (doubling up to RETRY_MAX) until the store answers."""
         started = time.perf_counter()
         events = catch_ups = 0
 
@@ -117,13 +126,30 @@ class Follower:
                     on_catch_up(applied)
 
         report(self.rebuild if rebuild else self.catch_up)
-        with _waker(self) as waker:
-            if on_start and not self.stopping:
-                on_start(Following(self.runner.path, self.position(), waker.name, waker.interval))
-            while not self.stopping:
-                target = waker.wait(self.position())
-                if target is not None:
-                    report(lambda: self.catch_up(target))
+        delay, first = RETRY_FIRST, True
+        while not self.stopping:
+            try:
+                with _store_errors():
+                    waker = _waker(self)
+                with waker:
+                    if not first:  # what was stored while the store was out of reach
+                        report(self.catch_up)
+                    delay = RETRY_FIRST
+                    if first and on_start and not self.stopping:
+                        on_start(Following(self.runner.path, self.position(), waker.name, waker.interval))
+                    first = False
+                    while not self.stopping:
+                        target = waker.wait(self.position())
+                        if target is not None:
+                            report(lambda: self.catch_up(target))
+            except StoreError as exc:
+                # A server restart or a network cut: the read models are consistent (each
+                # batch is one transaction), so wait and take up again from their position.
+                if on_lost:
+                    on_lost(exc, delay)
+                if not _sleep(self, delay):
+                    break
+                delay = min(delay * 2, RETRY_MAX)
         return Summary(self.runner.path, events, catch_ups, self.position(), time.perf_counter() - started,
                        self.stopped_by)
 
@@ -161,11 +187,12 @@ class Follower:
 
 def follow(store: EventStore, path: str | None = None, interval: float = INTERVAL, rebuild: bool = False,
            on_catch_up: Callable[[Applied], None] | None = None,
-           on_start: Callable[[Following], None] | None = None, signals=SIGNALS) -> Summary:
+           on_start: Callable[[Following], None] | None = None, signals=SIGNALS,
+           on_lost: Callable[[StoreError, float], None] | None = None) -> Summary:
     """Keep the read models of `store` up to date until SIGINT or SIGTERM (see the module
     docstring); `rebuild` first drops them and projects every event again."""
     with Follower(store, path, interval) as follower, _stopping_on(signals, follower):
-        return follower.run(on_catch_up, on_start, rebuild)
+        return follower.run(on_catch_up, on_start, rebuild, on_lost)
 
 
 class _stopping_on:
@@ -296,8 +323,8 @@ def _sleep(follower: Follower, seconds: float) -> bool:
 
 @contextlib.contextmanager
 def _store_errors():
-    """A store that goes away (server restart, network) ends the follower with a message;
-    restarting it is safe: it resumes from the read models' positions."""
+    """The library's errors of a store that went away (server restart, network) as a
+    StoreError: the follower waits and tries again (Follower.run)."""
     from eventsourcing.persistence import PersistenceError
 
     try:

@@ -248,3 +248,28 @@ def test_a_gap_of_ids_wider_than_a_batch_does_not_stall_the_follower(store_url, 
             assert applied is not None and applied.events == 12 and applied.position == store.max_position() == 65
             assert f.catch_up() is None
             assert projected_positions(runner.path) == [1, 2, 3] + list(range(54, 66))
+
+
+def test_a_follower_whose_connections_are_cut_takes_up_again(store_url, tmp_path):
+    """A PostgreSQL restart or a network cut ends every connection of the follower: it says so
+    on stderr, tries again and applies what was stored meanwhile, once."""
+    if not is_postgres(store_url):
+        pytest.skip("a SQLite file has no connection to lose")
+    import psycopg
+
+    with EventStore(store_url) as store:
+        record(store, chart_start("c-1"))
+        path = projections_path(store_url)
+        follower = FollowerProcess(store_url)
+        follower.expect(r"following at position 3 ")
+        with psycopg.connect(store_url, autocommit=True) as conn:
+            cut = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+        assert cut >= 1
+        with EventStore(store_url) as writer:  # new connections: the store object above lost its own
+            record(writer, [dose("c-1", n) for n in range(5)])
+            top = writer.max_position()
+        follower.expect(rf"^\+\d+ events?, position {top}, \d+ ms$", timeout=10)
+        follower.stop(signal.SIGTERM)
+        assert "trying again in 1 s" in follower.proc.stderr.read()
+        assert projected_positions(path) == list(range(1, top + 1))
