@@ -537,8 +537,6 @@ def hospital(patients: int | None = None, days: int = 30, seed: int = 1, events:
     arrivals = sorted(t0 + rng.randrange(days * DAY) for _ in range(patients))
     width = max(6, len(str(patients)))
     heap: list = []
-    out = 0
-    i = 0
 
     def charted_before(t: float) -> Iterator[dict]:
         while heap and heap[0][0] < t:
@@ -548,33 +546,27 @@ def hospital(patients: int | None = None, days: int = 30, seed: int = 1, events:
         for rec, seq, event in _patient_events(seed, f"{prefix}{n:0{width}d}", arrival, HOSPITAL):
             heapq.heappush(heap, (rec, n, seq, event))
 
-    for i, arrival in enumerate(arrivals, 1):
-        # Everything charted before this patient's registration is final.
-        for event in charted_before(arrival - 10 * MIN):
+    def charted() -> Iterator[dict]:
+        i = 0
+        for i, arrival in enumerate(arrivals, 1):
+            # Everything charted before this patient's registration is final.
+            yield from charted_before(arrival - 10 * MIN)
+            admit(i, arrival)
+        last = arrivals[-1]
+        for event in charted_before(math.inf):
             yield event
-            out += 1
-            if out == events:
-                return
-        admit(i, arrival)
-    last = arrivals[-1]
-    for event in charted_before(math.inf):
-        yield event
-        out += 1
-        if out == events:
-            return
-        last = max(last, _epoch_of(event["recorded_at"]))
-    # The estimate fell short of the events asked for: more patients, same rate, after
-    # everything charted so far.
-    gap = days * DAY / patients
-    while events is not None:
-        i += 1
-        last += 10 * MIN + int(rng.expovariate(1 / gap))
-        for event in charted_before(last - 10 * MIN):
-            yield event
-            out += 1
-            if out == events:
-                return
-        admit(i, last)
+            last = max(last, _epoch_of(event["recorded_at"]))
+        # The estimate fell short of the events asked for: more patients, same rate, after
+        # everything charted so far.
+        gap = days * DAY / patients
+        while events is not None:
+            i += 1
+            last += 10 * MIN + int(rng.expovariate(1 / gap))
+            yield from charted_before(last - 10 * MIN)
+            admit(i, last)
+
+    # cut at exactly `events`: nothing after the last one is generated
+    yield from itertools.islice(charted(), events)
 
 
 def _epoch_of(text: str) -> int:

@@ -8,6 +8,7 @@ that a reader kept catching up during the writes equal a rebuild.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sqlite3
 import threading
@@ -126,6 +127,7 @@ def read_models(path: str) -> dict[str, list]:
 
 
 
+@contextlib.contextmanager
 def catching_up(store_url: str, path: str):
     """A reader catching the read models up, again and again, while the writers write."""
     stop = threading.Event()
@@ -138,7 +140,11 @@ def catching_up(store_url: str, path: str):
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
-    return stop, thread
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(60)
 
 
 def assert_projections_consistent(store_url: str, path: str, tmp_path) -> None:
@@ -194,13 +200,8 @@ def test_four_processes_recording_for_different_patients(store, store_url, tmp_p
     plans = {w: [chart_start(patients[w])] + [[dose(patients[w], n)] for n in range(per_worker)]
              for w in range(WORKERS)}
     read_path = str(tmp_path / "read-models.db")
-    stop, reader = catching_up(store_url, read_path)
-
-    try:
+    with catching_up(store_url, read_path):
         outcomes, retried = _run(store_url, plans)
-    finally:
-        stop.set()
-        reader.join(60)
 
     # Different streams never conflict on a version: every write succeeds.
     assert {o[0] for o in outcomes} == {"added"}
@@ -226,12 +227,8 @@ def test_concurrent_file_imports_sharing_patients_are_each_all_or_nothing(store,
     }
 
     read_path = str(tmp_path / "read-models.db")
-    stop, reader = catching_up(store_url, read_path)
-    try:
+    with catching_up(store_url, read_path):
         outcomes, retried = _run(store_url, plans)
-    finally:
-        stop.set()
-        reader.join(60)
 
     stored = set()
     for pid in shared + own:
