@@ -163,10 +163,10 @@ def window_mme(ctx: Context, a: int, b: int) -> float:
     would make a 24-hour window hold two or three doses of a q8h order depending on where it
     starts: a +50 % "rise" out of nothing. No factor: nothing. A tiered factor reads the
     window's amount as a daily dose scaled to 24 h."""
-    doses, pieces = _opioid_inputs(ctx)
+    _, pieces = _opioid_inputs(ctx)
     mg: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for x in doses:
-        if a <= x.at < b and x.kind != "scheduled":
+    for x in _between(ctx, a, b):
+        if x.kind != "scheduled":
             mg[(x.drug, x.route)].append(x.mg)
     for start, end, drug, route, mg_per_h in [*((s.start, s.end, s.drug, s.route, s.mg_per_h) for s in pieces),
                                               *_scheduled_pieces(ctx)]:
