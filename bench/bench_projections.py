@@ -6,6 +6,8 @@
       in the same run (CPU includes child processes a projection may start);
   (b) catch-up after 100 new events on a 1,000,000-event store (the new events are
       recorded first, not timed; then Runner.catch_up is timed), several times;
+  (b') the same for one patient whose record is long (10,000 and 50,000 events): not a figure
+      of the issue, but the cost that grows with a record (the alerts refold it whole);
   (c) `mar regimen` and `mar totals` for one patient, end to end (process start included),
       on the reference case and on the busiest patient of the 200,000-event store.
 
@@ -184,6 +186,26 @@ def bench_catch_up(events: int, reps: int, work: Path) -> dict:
             "cpu_median_ms": statistics.median(cpu) * 1000, "reps": reps, "load": load(db)}
 
 
+def bench_long_record(events: int, reps: int, work: Path) -> dict:
+    """Catch-up of NEW new events of one patient whose record already holds `events` (a
+    long-stay resident): the alerts projection refolds the whole record of each patient a
+    batch touches, so this cost follows the record's length, not the new events."""
+    lines = [orjson.dumps(e) for e in generate.one_patient(events + NEW * reps)]
+    db = fresh(work / "long.db")
+    with EventStore(str(db)) as store:
+        recorder = Recorder(store, USER)
+        recorder.record([(n, line) for n, line in enumerate(lines[:events], 1)])
+        with Runner(store, str(work / "long.projections.db")) as runner:
+            runner.catch_up()
+            times, cpu = [], []
+            for rep in range(reps):
+                wall, c = catch_up_once(runner, recorder, lines[events + rep * NEW: events + (rep + 1) * NEW])
+                times.append(wall)
+                cpu.append(c)
+    return {"record_events": events, "median_ms": statistics.median(times) * 1000, "max_ms": max(times) * 1000,
+            "cpu_median_ms": statistics.median(cpu) * 1000, "reps": reps, "load": load(db)}
+
+
 # --- (c) point queries -------------------------------------------------------------------------
 
 
@@ -268,6 +290,11 @@ def main() -> None:
         print(f"  store of {c['store_events']:,} events: median {c['median_ms']:.0f} ms, max {c['max_ms']:.0f} ms "
               f"(CPU median {c['cpu_median_ms']:.0f} ms) over {c['reps']} runs; figure < {FIGURES['catch_up_ms']:.0f} ms;"
               f" load {c['load']:.1f}")
+        print(f"(b') catch-up of {NEW} new events of one patient with a long record (not a figure of the issue)")
+        for size in (10_000,) if args.quick else (10_000, 50_000):
+            x = bench_long_record(size, 5 if args.quick else 10, work)
+            print(f"  record of {x['record_events']:,} events: median {x['median_ms']:.0f} ms, max {x['max_ms']:.0f} ms "
+                  f"(CPU median {x['cpu_median_ms']:.0f} ms) over {x['reps']} runs; load {x['load']:.1f}")
         print(f"(c) read commands end to end (median of {runs + 2}, after one warm-up run)")
         for q in bench_queries(work, small, runs + 2):
             print(f"  {q['case']:<55} {q['median_s']:.2f} s (max {q['max_s']:.2f})")
