@@ -28,7 +28,6 @@ import gc
 import os
 import random
 import sqlite3
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import orjson
 
 from mar.errors import MarError
 
+from .scratch import scratch_file
 from .timeline import instant
 
 if TYPE_CHECKING:  # heavy imports stay off the read path: a read command that is up to date needs neither
@@ -371,8 +371,7 @@ class Runner:
         scratch = None
         if path is not None:
             self.db.execute("ATTACH DATABASE ? AS mar_store", (Path(path).as_uri() + "?mode=ro",))
-            fd, scratch = tempfile.mkstemp(prefix="mar-rebuild-", suffix=".db")
-            os.close(fd)
+            scratch = scratch_file("rebuild", ".db")
             self.db.execute("ATTACH DATABASE ? AS mar_scratch", (scratch,))
         load = BulkLoad(self.store, target, "mar_store" if path else None, scratch)
         collecting = gc.isenabled()

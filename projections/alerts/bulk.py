@@ -20,7 +20,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import weakref
 from pathlib import Path
 from typing import Iterator
@@ -29,6 +28,7 @@ import orjson
 
 from mar.errors import MarError
 
+from ..scratch import scratch_file
 from .projection import alert_rows, fingerprint, no_collection
 
 # Below this many events a rebuild computes the alerts itself.
@@ -100,8 +100,7 @@ class Job:
     def _start(self) -> None:
         root = str(Path(__file__).resolve().parents[2])  # this copy of mar, whatever sys.path the child gets
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-        fd, self.out = tempfile.mkstemp(prefix="mar-alerts-", suffix=".jsonl")
-        os.close(fd)
+        self.out = scratch_file("alerts", ".jsonl")
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "projections.alerts.bulk", *map(str, self.args), self.out],

@@ -243,16 +243,23 @@ def test_projection_catch_up_killed_mid_way_is_consistent_and_completes(store_ur
 
     # `mar project` on new read models: one bulk transaction, killed inside it, rolls back whole.
     killed = str(tmp_path / "killed.db")
-    env = {"MAR_PROJECTIONS": killed}
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {"MAR_PROJECTIONS": killed, "TMPDIR": str(temp)}
     # The runner's page cache holds the transaction, so nothing reaches the WAL before commit.
-    kill_when(mar(store_url, "project", env=env), SQLiteWriteWatch(killed, spilled=0, held_for=0.05),
-              "the projection writing")
+    proc = mar(store_url, "project", env=env)
+    kill_when(proc, SQLiteWriteWatch(killed, spilled=0, held_for=0.05), "the projection writing")
     done = positions(killed)
     assert set(done.values()) == {0}, done
     assert read_models(killed)["events"] == []
+    # a SQLite store is rebuilt with a scratch database, which the killed process could not remove
+    left = list(temp.glob(f"mar-rebuild-{proc.pid}-*.db"))
+    assert len(left) == (0 if is_postgres(store_url) else 1)
     out = finish(mar(store_url, "project", env=env))
     assert f"caught up with {before + len(events)} events" in out
     assert read_models(killed) == expected
+    assert not any(p.exists() for p in left)  # removed by the next rebuild
+    assert list(temp.iterdir()) == []
 
     # Incremental catch-up, batches of 1,000 after a first quarter, killed after some
     # batches: a clean prefix stays, and `mar project` finishes the rest.
