@@ -6,34 +6,42 @@ rebuild ends, fails or is interrupted. A process killed with SIGKILL (or by the 
 or a power cut) gets no chance to: its files stay, and on a large store the scratch
 database holds the fields of every dose (about 85 MB per million events). So each name carries the pid
 of the process that made it, and every new scratch file first removes those of processes
-that no longer run. A pid reused by another process only delays the removal.
+that no longer run. A pid reused by another process only delays the removal. The name
+also carries the host name: a temporary folder shared between machines or containers (other
+pid namespaces) holds files whose pids mean nothing here, and those are left alone.
 """
 from __future__ import annotations
 
 import os
 import re
+import socket
 import tempfile
 from pathlib import Path
 
-NAME = re.compile(r"mar-(rebuild|alerts)-(\d+)-[^/]+")
+# mar-KIND-HOST-PID-RANDOM.SUFFIX (tempfile's random part has no "-")
+NAME = re.compile(r"mar-(?:rebuild|alerts)-(.+)-(\d+)-[a-z0-9_]+\.(?:db|jsonl)")
 
 
 def scratch_file(kind: str, suffix: str) -> str:
-    """A new empty file mar-KIND-PID-....SUFFIX in the temporary folder (KIND: rebuild or alerts)."""
+    """A new empty file mar-KIND-HOST-PID-....SUFFIX in the temporary folder (KIND: rebuild or alerts)."""
     sweep()
-    fd, path = tempfile.mkstemp(prefix=f"mar-{kind}-{os.getpid()}-", suffix=suffix)
+    fd, path = tempfile.mkstemp(prefix=f"mar-{kind}-{_host()}-{os.getpid()}-", suffix=suffix)
     os.close(fd)
     return path
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
 
 
 def sweep(folder: str | None = None) -> list[str]:
     """Remove the scratch files of processes that no longer run; returns their paths."""
     if os.name != "posix":  # os.kill(pid, 0) is no liveness test elsewhere (on Windows it signals)
         return []
-    removed = []
-    for path in Path(folder or tempfile.gettempdir()).glob("mar-*-*-*"):
+    removed, host = [], _host()
+    for path in Path(folder or tempfile.gettempdir()).glob("mar-*-*-*-*"):
         match = NAME.fullmatch(path.name)
-        if match and not _running(int(match.group(2))):
+        if match and match.group(1) == host and not _running(int(match.group(2))):
             try:
                 path.unlink()
             except OSError:  # gone meanwhile, or not ours to remove

@@ -253,7 +253,7 @@ def test_projection_catch_up_killed_mid_way_is_consistent_and_completes(store_ur
     assert set(done.values()) == {0}, done
     assert read_models(killed)["events"] == []
     # a SQLite store is rebuilt with a scratch database, which the killed process could not remove
-    left = list(temp.glob(f"mar-rebuild-{proc.pid}-*.db"))
+    left = list(temp.glob(f"mar-rebuild-*-{proc.pid}-*.db"))
     assert len(left) == (0 if is_postgres(store_url) else 1)
     out = finish(mar(store_url, "project", env=env))
     assert f"caught up with {before + len(events)} events" in out

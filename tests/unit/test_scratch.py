@@ -19,10 +19,11 @@ def dead_pid() -> int:
 
 
 def test_the_files_of_processes_that_no_longer_run_are_removed(tmp_path):
-    gone, me, parent = dead_pid(), os.getpid(), os.getppid()
-    names = [f"mar-rebuild-{gone}-a1.db", f"mar-alerts-{gone}-b2.jsonl",  # of a killed rebuild
-             f"mar-rebuild-{me}-c3.db", f"mar-alerts-{parent}-d4.jsonl",  # of running processes
-             "mar-rebuild-x12-e5.db", f"mar-export-{gone}-f6.db", "other.db"]  # not scratch files
+    gone, me, parent, host = dead_pid(), os.getpid(), os.getppid(), scratch._host()
+    names = [f"mar-rebuild-{host}-{gone}-a1.db", f"mar-alerts-{host}-{gone}-b2.jsonl",  # of a killed rebuild
+             f"mar-rebuild-{host}-{me}-c3.db", f"mar-alerts-{host}-{parent}-d4.jsonl",  # of running processes
+             f"mar-rebuild-other-host-{gone}-e5.db",  # of another machine (its pids mean nothing here)
+             f"mar-rebuild-{host}-x12-f6.db", f"mar-export-{host}-{gone}-g7.db", "other.db"]  # not scratch files
     for name in names:
         (tmp_path / name).write_bytes(b"x")
     removed = scratch.sweep(str(tmp_path))
@@ -34,8 +35,9 @@ def test_a_new_scratch_file_carries_the_pid_and_sweeps_first(tmp_path, monkeypat
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    left = tmp_path / f"mar-rebuild-{dead_pid()}-old.db"
+    left = tmp_path / f"mar-rebuild-{scratch._host()}-{dead_pid()}-old.db"
     left.write_bytes(b"x" * 1000)
     path = scratch.scratch_file("rebuild", ".db")
-    assert os.path.basename(path).startswith(f"mar-rebuild-{os.getpid()}-") and path.endswith(".db")
+    assert os.path.basename(path).startswith(f"mar-rebuild-{scratch._host()}-{os.getpid()}-") and path.endswith(".db")
+    assert scratch.NAME.fullmatch(os.path.basename(path))
     assert os.path.getsize(path) == 0 and not left.exists()
