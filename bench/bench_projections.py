@@ -69,14 +69,16 @@ def hospital_store(events: int, extra: int, seed: int, prefix: str) -> tuple[Pat
     lines = jsonl.read_bytes().splitlines()
     db = OUT / f"{name}.db"
     marker = OUT / f"{name}.imported"
-    if not (db.exists() and marker.exists()):
+    made_from = f"{events} {jsonl.name}\n"  # the later lines must continue the stream the store holds
+    if not (db.exists() and marker.exists() and marker.read_text() == made_from):
         fresh(db)
+        fresh(OUT / f"{name}.projections.db")  # read models of the store replaced
         t = time.perf_counter()
         with EventStore(str(db)) as store:
             recorder = Recorder(store, USER)
             for i in range(0, events, 50_000):
                 recorder.record([(n, line) for n, line in enumerate(lines[i:min(i + 50_000, events)], i + 1)])
-        marker.write_text(f"{events}\n")
+        marker.write_text(made_from)
         print(f"  imported {events:,} events into {db} in {time.perf_counter() - t:.0f} s")
     return db, lines[events:]
 
@@ -175,15 +177,20 @@ def bench_catch_up(events: int, reps: int, work: Path) -> dict:
             first = runner.catch_up()
             if first:
                 print(f"  projected {first:,} events of {db.name} in {time.perf_counter() - t:.0f} s")
-            recorder = Recorder(store, USER)
-            times, cpu = [], []
-            for rep in range(reps):
-                wall, c = catch_up_once(runner, recorder, later[used + rep * NEW: used + (rep + 1) * NEW])
-                times.append(wall)
-                cpu.append(c)
+            figures = catch_ups(runner, Recorder(store, USER), later[used:], reps)
             size = store.max_position()
-    return {"store_events": size, "median_ms": statistics.median(times) * 1000, "max_ms": max(times) * 1000,
-            "cpu_median_ms": statistics.median(cpu) * 1000, "reps": reps, "load": load(db)}
+    return {"store_events": size, **figures, "load": load(db)}
+
+
+def catch_ups(runner: Runner, recorder: Recorder, lines: list[bytes], reps: int) -> dict:
+    """`reps` catch-ups, each of the next NEW of `lines`: median and max wall, median CPU (ms)."""
+    times, cpu = [], []
+    for rep in range(reps):
+        wall, c = catch_up_once(runner, recorder, lines[rep * NEW: (rep + 1) * NEW])
+        times.append(wall)
+        cpu.append(c)
+    return {"median_ms": statistics.median(times) * 1000, "max_ms": max(times) * 1000,
+            "cpu_median_ms": statistics.median(cpu) * 1000, "reps": reps}
 
 
 def bench_long_record(events: int, reps: int, work: Path) -> dict:
@@ -197,13 +204,8 @@ def bench_long_record(events: int, reps: int, work: Path) -> dict:
         recorder.record([(n, line) for n, line in enumerate(lines[:events], 1)])
         with Runner(store, str(work / "long.projections.db")) as runner:
             runner.catch_up()
-            times, cpu = [], []
-            for rep in range(reps):
-                wall, c = catch_up_once(runner, recorder, lines[events + rep * NEW: events + (rep + 1) * NEW])
-                times.append(wall)
-                cpu.append(c)
-    return {"record_events": events, "median_ms": statistics.median(times) * 1000, "max_ms": max(times) * 1000,
-            "cpu_median_ms": statistics.median(cpu) * 1000, "reps": reps, "load": load(db)}
+            figures = catch_ups(runner, recorder, lines[events:], reps)
+    return {"record_events": events, **figures, "load": load(db)}
 
 
 # --- (c) point queries -------------------------------------------------------------------------
