@@ -13,8 +13,8 @@ replaces. A correction (`entered_in_error`) is a new version of the target's res
 status entered-in-error (a Patient or stay is rebuilt without the voided event).
 
 Drug coding, route, dose, rate and timing are `fhir_out`'s, so an exported order reads like
-a handoff line. A PCA has no FHIR Dosage for its demand dose, lockout and limit: its basal
-rate is the Dosage rate, and the rest is said in the resource's note.
+a handoff line; a PCA is its two concurrent instructions (demand dose, basal rate), which
+mar's FHIR import reads back as a PCA.
 """
 from __future__ import annotations
 
@@ -30,8 +30,7 @@ from .errors import InvalidEvents
 from .export import export_events
 from .fhir_bundle import FHIR_VERSION_SYSTEM, MAR_ORDER_SYSTEM, MAR_PATIENT_SYSTEM, UCUM, Path, \
     model_class, validation_problem
-from .fhir_out import HandoffPacket, PacketLine, _mass, _route, _show, _Writer
-from .fhir_dosage import UCUM_RATE
+from .fhir_out import HandoffPacket, PacketLine, _mass, _rate, _route, _show, _Writer
 from .store import EventStore
 
 STORED_EVENT = "urn:mar:fhir:stored-event"    # extension on each Provenance
@@ -204,19 +203,18 @@ class _Exporter:
         }, e)
 
     def home_medication_recorded(self, e: dict) -> dict:
-        dosage, pca_note = self.dosage(e)
         out = {"resourceType": "MedicationStatement", "id": _rid("event", e["event_id"]), "status": "recorded",
                "medication": {"concept": self.fhir.concept(e["drug"])},
                "subject": _subject(e["patient_id"]), "effectiveDateTime": e["effective_at"],
-               "dateAsserted": e["recorded_at"], "dosage": [dosage],
+               "dateAsserted": e["recorded_at"], "dosage": self.dosages(e),
                "adherence": {"code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/"
                                                   "medication-statement-adherence", "code": "taking"}]}}}
         if e.get("source"):
             out["informationSource"] = [{"display": e["source"]}]
         if e.get("indication"):
             out["reason"] = [{"concept": {"text": e["indication"]}}]
-        if pca_note or e.get("note"):
-            out["note"] = _note(pca_note, e.get("note"))
+        if e.get("note"):
+            out["note"] = _note(e["note"])
         return self.version(out, e)
 
     # --- orders -------------------------------------------------------------------------
@@ -255,14 +253,13 @@ class _Exporter:
                       status_reason: str | None = None) -> dict:
         key = (e["patient_id"], e["order_id"])
         prior = self.orders.get(key)
-        dosage, pca_note = self.dosage({"drug": order["drug"], "route": order["route"], "dosing": order["dosing"]})
         out = {"resourceType": "MedicationRequest", "id": _rid("event", e["event_id"]),
                "identifier": [{"system": MAR_ORDER_SYSTEM, "value": e["order_id"]}],
                "status": status, "intent": "order",
                "medication": {"concept": self.fhir.concept(order["drug"])},
                "subject": _subject(e["patient_id"]), "authoredOn": e["recorded_at"],
                "requester": {"display": order["prescriber"]}, "recorder": _user(e["recorded_by"]),
-               "dosageInstruction": [dosage], "effectiveDosePeriod": {"start": order["start"]}}
+               "dosageInstruction": self.dosages(order), "effectiveDosePeriod": {"start": order["start"]}}
         if order.get("end"):
             out["effectiveDosePeriod"]["end"] = order["end"]
         if order.get("indication"):
@@ -273,7 +270,7 @@ class _Exporter:
             out["statusReason"] = {"text": status_reason}
         if prior is not None:
             out["priorPrescription"] = {"reference": f"urn:uuid:{prior['id']}"}
-        notes = _note(pca_note, change and f"changed: {change}", e.get("note"))
+        notes = _note(change and f"changed: {change}", e.get("note"))
         if notes:
             out["note"] = notes
         self.orders[key] = {**out, "_order": order}
@@ -360,30 +357,15 @@ class _Exporter:
 
     # --- dosage -------------------------------------------------------------------------
 
-    def dosage(self, med: dict) -> tuple[dict, str | None]:
-        """fhir_out's Dosage; for a PCA the basal rate, and a note saying what FHIR cannot hold."""
-        dosing = med["dosing"]
-        if dosing["form"] != "pca":
-            line = PacketLine(medication={k: med[k] for k in ("drug", "route", "dosing")}, flag="unchanged")
-            return self.fhir.dosage(line.medication, line), None
-        parts = [f"demand dose {_show(dosing['demand_dose'])}", f"lockout {dosing['lockout_minutes']:g} min"]
-        if dosing.get("limit"):
-            parts.append(f"limit {_show(dosing['limit'])} per {dosing.get('limit_hours', 1):g} h")
-        out = {"text": f"PCA {med['route']}: " + ", ".join(
-                   parts + ([f"basal {_show(dosing['basal_rate'])}"] if dosing.get("basal_rate") else [])),
-               "route": _route(med["route"], self.catalog)}
-        if dosing.get("basal_rate"):
-            out["doseAndRate"] = [{"rateQuantity": _rate(dosing["basal_rate"])}]
-        note = ("PCA: FHIR Dosage has no demand dose, lockout or PCA limit, so they are not in "
-                "dosageInstruction (only the basal rate is): " + ", ".join(parts))
-        return out, note
+    def dosages(self, med: dict) -> list[dict]:
+        """fhir_out's Dosage instructions of a medication (two for a PCA)."""
+        line = PacketLine(medication={k: med[k] for k in ("drug", "route", "dosing")}, flag="unchanged")
+        if med["dosing"]["form"] == "pca":
+            return self.fhir.pca(line.medication, line)
+        return [self.fhir.dosage(line.medication, line)]
 
 
 _NOTED = ("MedicationRequest", "MedicationAdministration", "MedicationStatement", "Observation")
-
-
-def _rate(q: dict) -> dict:
-    return {"value": q["value"], "unit": q["unit"], "system": UCUM, "code": UCUM_RATE[q["unit"]]}
 
 
 def _agent(role: str, name: str) -> dict:

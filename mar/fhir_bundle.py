@@ -32,6 +32,7 @@ MAR_PATIENT_SYSTEM = "urn:mar:patient"
 MAR_ORDER_SYSTEM = "urn:mar:order"
 MAR_ALERT_SYSTEM = "urn:mar:alert"
 MAR_DRUG_SYSTEM = "urn:mar:drug"  # catalog name, for site drugs without an RxNorm code
+MAR_DOSING_SYSTEM = "urn:mar:dosing"  # Dosage.method of the two instructions of a PCA
 
 VERSIONS = ("R4B", "R5")
 _VERSION_CODES = {"4.3": "R4B", "5.0": "R5"}

@@ -13,6 +13,10 @@ nothing is approximated:
   would have to be guessed).
 - rate: mass per time (mg/h, ug/h, mg/min, ug/min, per kg), as a Quantity or a Ratio.
 - timing: exact equivalents of the catalog frequencies only (see `frequency_of`).
+- PCA: the two concurrent instructions mar writes (same sequence), marked by their method in
+  `urn:mar:dosing`: `pca-demand` (demand dose as needed, at most once per lockout, an
+  optional 1- or 4-hour limit) and `pca-basal` (the basal rate). Unmarked instructions are
+  never read as a PCA.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 
 from .catalog import Catalog, Drug
 from .fhir_bundle import (
+    MAR_DOSING_SYSTEM,
     MAR_DRUG_SYSTEM,
     RXNORM,
     SNOMED,
@@ -72,6 +77,10 @@ PER_DAY_CODES = {1: "daily", 2: "bid", 3: "tid", 4: "qid"}
 DOSAGE_READ = frozenset({"sequence", "timing", "asNeeded", "asNeededBoolean", "asNeededCodeableConcept",
                          "asNeededFor", "route", "doseAndRate", "maxDosePerPeriod"})
 DOSAGE_NOTED = frozenset({"text", "additionalInstruction", "patientInstruction", "method", "site"})
+PCA_READ = frozenset({"sequence", "route", "doseAndRate", "asNeeded", "asNeededBoolean", "asNeededFor",
+                      "asNeededCodeableConcept", "timing", "maxDosePerPeriod"})
+PCA_PARTS = ("pca-demand", "pca-basal")
+PCA_LIMIT_HOURS = (1, 4)
 REPEAT_READ = frozenset({"count", "frequency", "frequencyMax", "period", "periodMax", "periodUnit", "timeOfDay",
                          "when", "boundsPeriod", "duration", "durationUnit"})
 
@@ -93,6 +102,7 @@ class DosageFacts:
     start: str | None = None                 # timing.repeat.boundsPeriod
     end: str | None = None
     sig: str | None = None                   # Dosage.text: a rendering of the structured dosage
+    pca: dict | None = None                  # a PCA's dosing fields (demand_dose, lockout_minutes, ...)
     notes: list[str] = field(default_factory=list)  # instructions beyond it (with food, ...)
 
 
@@ -410,6 +420,8 @@ class Reader:
     def dosing(self, facts: DosageFacts) -> dict | None:
         """The mar dosing form (scheduled, as_needed, infusion) of one Dosage, or None with problems."""
         p = facts.path
+        if facts.pca is not None:
+            return {"form": "pca", **facts.pca}
         if facts.dose_range:
             lo, hi = facts.dose_range
             self.problems.add(p / "doseAndRate", f"{lo['value']}-{hi['value']} {hi['unit']}",
@@ -449,11 +461,107 @@ class Reader:
         return {"form": "scheduled", "dose": facts.dose, "frequency": facts.frequency}
 
     def single_dosage(self, dosages: list, path: Path) -> DosageFacts | None:
+        if any(_pca_part(d) for d in dosages):
+            return self.pca(dosages, path)
         if len(dosages) != 1:
             self.problems.add(path, len(dosages), "mar needs exactly one dosage instruction "
                               "(several, as in a taper, are separate orders)")
             return None
         return self.dosage(dosages[0], path[0])
+
+
+    # --- PCA ---------------------------------------------------------------------------
+
+    def pca(self, dosages: list, path: Path) -> DosageFacts | None:
+        """A PCA from its two marked instructions (the basal one optional); None with problems."""
+        parts: dict[str, tuple[dict, Path]] = {}
+        for i, d in enumerate(dosages):
+            code = _pca_part(d)
+            if code not in PCA_PARTS or code in parts:
+                self.problems.add(path[i] / "method", code, "a PCA is one instruction with method pca-demand "
+                                  f"and at most one with pca-basal ({MAR_DOSING_SYSTEM}), nothing else")
+                return None
+            parts[code] = (d, path[i])
+        if "pca-demand" not in parts:
+            self.problems.add(path, len(dosages), "a PCA basal rate without its pca-demand instruction")
+            return None
+        if len({d.get("sequence") for d, _ in parts.values()}) > 1:
+            self.problems.add(path, ", ".join(str(d.get("sequence")) for d, _ in parts.values()),
+                              "the instructions of a PCA run together: give them the same sequence")
+            return None
+        before = len(self.problems.items)
+        d, p = parts["pca-demand"]
+        facts = self._pca_instruction(d, p, "demand dose")
+        pca = {"demand_dose": facts.dose, "lockout_minutes": self._lockout(d.get("timing"), p / "timing")}
+        if not facts.as_needed:
+            self.problems.add(p / ("asNeeded" if self.r5 else "asNeededBoolean"), None,
+                              "a PCA demand dose is given as needed")
+        self._pca_limit(d.get("maxDosePerPeriod"), p / "maxDosePerPeriod", pca)
+        if "pca-basal" in parts:
+            b, bp = parts["pca-basal"]
+            basal = self._pca_instruction(b, bp, "basal rate")
+            if basal.route != facts.route and basal.route and facts.route:
+                self.problems.add(bp / "route", basal.route, f"the basal rate runs by the PCA's route ({facts.route})")
+            if basal.as_needed or b.get("timing") or b.get("maxDosePerPeriod"):
+                self.problems.add(bp, None, "a PCA basal rate runs continuously: no as needed, timing or limit")
+            pca["basal_rate"] = basal.rate
+            facts.notes += basal.notes
+        if len(self.problems.items) > before or facts.route is None:
+            if facts.route is None and not self.problems_at(p / "route"):
+                self.problems.add(p / "route", None, "no route; mar needs the PCA's route")
+            return None
+        facts.pca = {k: v for k, v in pca.items() if v is not None}
+        return facts
+
+    def _pca_instruction(self, d: dict, path: Path, amount: str) -> DosageFacts:
+        """Route, the one amount (a dose for the demand, a rate for the basal), as needed, notes."""
+        facts = DosageFacts(path)
+        unknown_elements(d, path, PCA_READ | DOSAGE_NOTED, self.problems, "Dosage")
+        facts.route = self.route(d.get("route"), path / "route")
+        self._amounts(d.get("doseAndRate") or [], path / "doseAndRate", facts)
+        wanted = facts.dose if amount == "demand dose" else facts.rate
+        if wanted is None or (facts.dose and facts.rate) or facts.dose_range:
+            if not self.problems_at(path / "doseAndRate"):
+                self.problems.add(path / "doseAndRate", None, f"the PCA {amount} and only that is needed here "
+                                  f"({'doseQuantity' if amount == 'demand dose' else 'rateQuantity'})")
+        self._as_needed(d, path, facts)
+        facts.sig = d.get("text")
+        facts.notes += _noted({k: v for k, v in d.items() if k != "method"})
+        return facts
+
+    def _lockout(self, timing: dict | None, path: Path) -> float | None:
+        """The lockout: at most one demand dose per period (Timing.repeat frequency 1, period in min or h)."""
+        rep = (timing or {}).get("repeat") or {}
+        unit = rep.get("periodUnit")
+        exact = (set(timing or {}) <= {"repeat"} and set(rep) <= {"frequency", "period", "periodUnit"}
+                 and rep.get("frequency", 1) == 1 and unit in ("min", "h")
+                 and type(rep.get("period")) in (int, float) and rep["period"] > 0)
+        if not exact:
+            self.problems.add(path, _show_repeat(rep) or None, "a PCA's lockout is its timing: at most once "
+                              "per period (repeat frequency 1, period in min or h), nothing else")
+            return None
+        return rep["period"] * (60 if unit == "h" else 1)
+
+    def _pca_limit(self, value, path: Path, pca: dict) -> None:
+        ratios = value if isinstance(value, list) else ([value] if value else [])
+        if not ratios:
+            return
+        here = path[0] if isinstance(value, list) else path
+        den = ratios[0].get("denominator") or {}
+        if len(ratios) > 1 or _unit(den) != "h" or den.get("value") not in PCA_LIMIT_HOURS:
+            self.problems.add(here, f"{len(ratios)} limit(s), per {den.get('value')} {_unit(den)}",
+                              "a PCA has one limit, per 1 or 4 h")
+            return
+        pca["limit"] = self.mass(ratios[0].get("numerator"), here / "numerator", "limit")
+        pca["limit_hours"] = int(den["value"])
+
+
+def _pca_part(d: dict) -> str | None:
+    """pca-demand or pca-basal if the Dosage's method says so (another code of that system as is)."""
+    for coding in ((d.get("method") or {}).get("coding") or ()):
+        if coding.get("system") == MAR_DOSING_SYSTEM:
+            return coding.get("code") or "(no code)"
+    return None
 
 
 def _unit(q: dict) -> str:

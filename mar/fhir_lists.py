@@ -237,5 +237,10 @@ def _catalog_checks(line: dict, item: ListItem, catalog: Catalog, problems: Fhir
         check.frequency("dosing.frequency", dosing["frequency"], dosing["form"] == "as_needed")
     elif dosing["form"] == "infusion" and not dosing["rate"]["unit"].count("/kg"):
         check.rate("dosing.rate", dosing["rate"], drug, Chart("list"), datetime.now(timezone.utc))
+    elif dosing["form"] == "pca":
+        check.dose("dosing.demand_dose", dosing["demand_dose"], drug)
+        basal = dosing.get("basal_rate")
+        if basal and not basal["unit"].count("/kg"):
+            check.rate("dosing.basal_rate", basal, drug, Chart("list"), datetime.now(timezone.utc))
     for p in check.problems:
         problems.add(f"{item.entry.path} -> {p.field}", p.value, p.message)

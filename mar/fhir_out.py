@@ -30,8 +30,11 @@ The Bundle (type collection, tagged with its FHIR version) holds:
   by display).
 
 `mar.fhir_lists.medication_list_from_bundle(bundle)` gives back exactly the `medication` of
-the unchanged, changed and prescribed lines. PCA lines are refused: FHIR Dosage has no
-demand dose and lockout.
+the unchanged, changed and prescribed lines. A PCA, which one FHIR Dosage cannot hold, is
+two concurrent instructions (the same `sequence`), each marked by its `method` in
+`urn:mar:dosing`: `pca-demand` (the demand dose as needed, at most once per lockout as its
+timing, the 1- or 4-hour limit as maxDosePerPeriod) and `pca-basal` (the basal rate), so a
+receiver that knows nothing of mar still reads what runs and what the patient may give.
 
 Checks (docs/decisions/0004-fhir-output-validation.md): each line is checked as a mar list
 line by `mar.list_line` (what the ListedMedication model accepts, without pydantic), and every
@@ -53,6 +56,7 @@ from .fhir_bundle import (
     FHIR_ID,
     FHIR_VERSION_SYSTEM,
     MAR_ALERT_SYSTEM,
+    MAR_DOSING_SYSTEM,
     MAR_DRUG_SYSTEM,
     MAR_ORDER_SYSTEM,
     MAR_PATIENT_SYSTEM,
@@ -161,9 +165,6 @@ class _Writer:
             med = listed_medication(line.medication)
         except NotAListLine as exc:
             raise MarError(f"{where}.medication is not a mar list line: {exc}") from None
-        if med["dosing"]["form"] == "pca":
-            raise MarError(f"{where}: {med['drug']} is a PCA; FHIR Dosage has no demand dose and "
-                           "lockout, so a PCA line cannot be sent as FHIR")
         if self.catalog.drug(med["drug"]) is None:
             raise MarError(f"{where}.medication.drug={med['drug']!r}: not in the drug catalog")
         return PacketLine(med, line.flag, line.reason, line.started_at, line.last_given_at)
@@ -215,7 +216,7 @@ class _Writer:
                 [{"concept": {"text": med["indication"]}}] if self.r5 else [{"text": med["indication"]}])
         if med.get("note"):
             out["note"] = [{"text": med["note"]}]
-        out["dosage"] = [self.dosage(med, line)]
+        out["dosage"] = self.pca(med, line) if med["dosing"]["form"] == "pca" else [self.dosage(med, line)]
         if self.r5:
             adherence = {"code": {"coding": [{"system": ADHERENCE, "code": "taking" if current else "stopped"}]}}
             if not current and line.reason:
@@ -247,15 +248,34 @@ class _Writer:
                 out["asNeededBoolean"] = True
         out["route"] = _route(route, self.catalog)
         if dosing["form"] == "infusion":
-            rate = dosing["rate"]
-            out["doseAndRate"] = [{"rateQuantity": {"value": rate["value"], "unit": rate["unit"],
-                                                    "system": UCUM, "code": UCUM_RATE[rate["unit"]]}}]
+            out["doseAndRate"] = [{"rateQuantity": _rate(dosing["rate"])}]
         else:
             out["doseAndRate"] = [{"doseQuantity": _mass(dosing["dose"])}]
         if dosing.get("max_daily"):
             ratio = {"numerator": _mass(dosing["max_daily"]),
                      "denominator": {"value": 1, "unit": "d", "system": UCUM, "code": "d"}}
             out["maxDosePerPeriod"] = [ratio] if self.r5 else ratio
+        return out
+
+    def pca(self, med: dict, line: PacketLine) -> list[dict]:
+        """A PCA as two concurrent Dosage instructions: the demand dose, and the basal rate if any."""
+        dosing, route = med["dosing"], _route(med["route"], self.catalog)
+        demand: dict = {"sequence": 1, "text": self.sig(med, line), "method": _pca_method("pca-demand")}
+        demand["timing"] = {"repeat": {"frequency": 1, "period": dosing["lockout_minutes"], "periodUnit": "min"}}
+        demand["asNeeded" if self.r5 else "asNeededBoolean"] = True
+        demand["route"] = route
+        demand["doseAndRate"] = [{"doseQuantity": _mass(dosing["demand_dose"])}]
+        if dosing.get("limit"):
+            hours = dosing["limit_hours"]
+            ratio = {"numerator": _mass(dosing["limit"]),
+                     "denominator": {"value": hours, "unit": "h", "system": UCUM, "code": "h"}}
+            demand["maxDosePerPeriod"] = [ratio] if self.r5 else ratio
+        out = [demand]
+        if dosing.get("basal_rate"):
+            out.append({"sequence": 1, "text": f"PCA basal rate {_show(dosing['basal_rate'])} {med['route']} "
+                                               "continuous, with the demand doses",
+                        "method": _pca_method("pca-basal"), "route": route,
+                        "doseAndRate": [{"rateQuantity": _rate(dosing["basal_rate"])}]})
         return out
 
     def timing(self, code: str) -> dict:
@@ -274,6 +294,13 @@ class _Writer:
         dosing = med["dosing"]
         if dosing["form"] == "infusion":
             text = f"{_show(dosing['rate'])} {med['route']} continuous"
+        elif dosing["form"] == "pca":
+            text = (f"PCA demand dose {_show(dosing['demand_dose'])} {med['route']} as needed, lockout "
+                    f"{dosing['lockout_minutes']:g} min")
+            if dosing.get("limit"):
+                text += f", limit {_show(dosing['limit'])} per {dosing['limit_hours']} h"
+            if dosing.get("basal_rate"):
+                text += f"; basal rate {_show(dosing['basal_rate'])}"
         else:
             freq = self.catalog.frequency(dosing["frequency"])
             text = f"{_show(dosing['dose'])} {med['route']} {freq.name if freq else dosing['frequency']}"
@@ -317,6 +344,16 @@ def _route(code: str, catalog: Catalog) -> dict:
         return {"coding": [{"system": SNOMED, "code": ROUTE_SNOMED[code], "display": ROUTE_DISPLAY[code]}],
                 "text": name}
     return {"text": code}
+
+
+def _pca_method(code: str) -> dict:
+    display = {"pca-demand": "PCA demand dose", "pca-basal": "PCA basal rate"}[code]
+    return {"coding": [{"system": MAR_DOSING_SYSTEM, "code": code, "display": display}],
+            "text": f"patient-controlled analgesia: {display[4:]}"}
+
+
+def _rate(q: dict) -> dict:
+    return {"value": q["value"], "unit": q["unit"], "system": UCUM, "code": UCUM_RATE[q["unit"]]}
 
 
 def _mass(q: dict) -> dict:

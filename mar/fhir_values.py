@@ -39,13 +39,13 @@ ELEMENTS = {
         "adherence", "asNeededCodeableConcept", "asNeededFor", "coding", "concept", "denominator",
         "derivedFrom", "dosage", "doseAndRate", "doseQuantity", "effectivePeriod", "emptyReason", "entry",
         "evidence", "flag", "identifier", "implicated", "item", "maxDosePerPeriod", "medication",
-        "medicationCodeableConcept", "meta", "note", "numerator", "patient", "rateQuantity", "reason",
+        "medicationCodeableConcept", "meta", "method", "note", "numerator", "patient", "rateQuantity", "reason",
         "reasonCode", "repeat", "resource", "route", "statusReason", "subject", "tag", "timing"), OBJECT),
     **dict.fromkeys(("text", "display", "reference", "title", "detail", "unit"), STRING),
     **dict.fromkeys(("resourceType", "code", "status", "mode", "severity", "periodUnit", "when", "type"), CODE),
     "id": ID, "system": URI, "fullUrl": URI,
     **dict.fromkeys(("timestamp", "date", "dateAsserted", "start", "end", "identifiedDateTime"), DATE_TIME),
-    "period": DECIMAL, "frequency": POSITIVE_INT, "count": POSITIVE_INT,
+    "period": DECIMAL, "frequency": POSITIVE_INT, "count": POSITIVE_INT, "sequence": POSITIVE_INT,
     "asNeeded": BOOLEAN, "asNeededBoolean": BOOLEAN,
     "value": STRING,  # an Identifier's; a Quantity's (an object with a unit) is a decimal
 }

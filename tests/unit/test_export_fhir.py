@@ -110,11 +110,24 @@ def test_entered_in_error_is_a_new_version_of_the_target(case):
     assert correction["target"] == [{"reference": f"urn:uuid:{voided[0]['id']}"}]
 
 
-def test_pca_settings_fhir_cannot_hold_are_in_the_note(case):
-    _, _, bundle = case
+def test_a_pca_order_is_its_two_instructions_and_reads_back_as_a_pca(case):
+    from mar.catalog import default_catalog
+    from mar.fhir_bundle import FhirProblems, read_bundle
+    from mar.fhir_dosage import Reader
+
+    _, lines, bundle = case
     pca = next(r for r in resources(bundle, "MedicationRequest") if r["identifier"][0]["value"] == "hm-pca-1")
-    assert pca["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"]["value"] == 1.2
-    assert "demand dose 1.2 mg, lockout 6 min" in pca["note"][0]["text"]
+    demand, basal = pca["dosageInstruction"]
+    assert [d["method"]["coding"][0]["code"] for d in (demand, basal)] == ["pca-demand", "pca-basal"]
+    assert basal["doseAndRate"][0]["rateQuantity"]["value"] == 1.2
+    assert pca["note"] == [{"text": "home PCA settings on the hospital pump"}]  # the order's own note only
+    problems = FhirProblems()
+    parsed = read_bundle(bundle)
+    read = Reader(parsed, default_catalog(), problems)
+    facts = read.single_dosage(pca["dosageInstruction"], parsed.entries[0].path)
+    ordered = next(e for e in lines
+                   if e["type"] == "medication_ordered" and e["order_id"] == "hm-pca-1")
+    assert problems.items == [] and read.dosing(facts) == ordered["dosing"]
 
 
 def test_stays_weight_and_death(case):

@@ -440,3 +440,22 @@ def test_patch_timing_is_when_it_is_changed_not_a_dose_frequency():
     assert (order["route"], order["dosing"], order["note"]) == (
         "td", {"form": "infusion", "rate": {"value": 25, "unit": "mcg/h"}},
         "patch changed per timing: frequency=1, period=72, periodUnit=h")
+
+
+@pytest.mark.parametrize("name", ["handwritten-r4b.json", "handwritten-r5.json"])
+def test_a_pca_order_as_mar_writes_it_is_imported_as_a_pca(name):
+    from datetime import datetime, timezone
+
+    from mar.fhir_out import HandoffPacket, PacketLine, handoff_bundle
+
+    dosing = {"form": "pca", "demand_dose": {"value": 25, "unit": "mcg"}, "lockout_minutes": 8,
+              "basal_rate": {"value": 10, "unit": "mcg/h"}, "limit": {"value": 200, "unit": "mcg"}, "limit_hours": 1}
+    version = "R4B" if "r4b" in name else "R5"
+    written = handoff_bundle(HandoffPacket("ref-001", datetime(2007, 10, 16, tzinfo=timezone.utc), [
+        PacketLine({"drug": "fentanyl", "route": "iv", "dosing": dosing}, "unchanged")]), version)
+    b = bundle(name)
+    b["entry"] = [e for e in b["entry"] if e["resource"]["resourceType"] != "MedicationAdministration"]
+    resource(b, "mr-fentanyl")["dosageInstruction"] = written["entry"][1]["resource"]["dosage"]
+    ordered = next(e for _, e in events_from_bundle(b) if e.get("order_id") == "mr-fentanyl")
+    assert ordered["dosing"] == dosing
+    assert ordered["note"].startswith("PCA demand dose 25 mcg iv as needed, lockout 8 min")

@@ -136,10 +136,6 @@ def test_empty_packet_is_a_valid_empty_list():
 
 
 def test_refusals_of_the_writer():
-    pca = {"drug": "hydromorphone", "route": "iv",
-           "dosing": {"form": "pca", "demand_dose": {"value": 0.2, "unit": "mg"}, "lockout_minutes": 10}}
-    with pytest.raises(MarError, match="hydromorphone is a PCA; FHIR Dosage has no demand dose"):
-        handoff_bundle(packet(lines=[PacketLine(pca, "unchanged")]))
     with pytest.raises(MarError, match=r"lines\[0\].flag='suspended'"):
         handoff_bundle(packet(lines=[PacketLine(METHADONE, "suspended")]))
     with pytest.raises(MarError, match=r"alerts\[0\].severity='critical'"):
@@ -215,3 +211,73 @@ def test_entered_in_error_resources_are_not_on_the_list():
     b = without_administrations("handwritten-r4b.json")
     b["entry"][1]["resource"]["status"] = "entered-in-error"
     assert [line["drug"] for line in medication_list_from_bundle(b)] == ["oxycodone", "fentanyl", "gabapentin"]
+
+
+# --- a PCA: two concurrent instructions --------------------------------------------------------
+
+UCUM = "http://unitsofmeasure.org"
+PCA_LINE = {"drug": "hydromorphone", "route": "iv", "order_id": "pca-1",
+            "dosing": {"form": "pca", "demand_dose": {"value": 0.2, "unit": "mg"}, "lockout_minutes": 10,
+                       "basal_rate": {"value": 0.5, "unit": "mg/h"}, "limit": {"value": 3, "unit": "mg"},
+                       "limit_hours": 4}}
+FENTANYL_PCA = {"drug": "fentanyl", "route": "sc",
+                "dosing": {"form": "pca", "demand_dose": {"value": 25, "unit": "mcg"}, "lockout_minutes": 7.5}}
+
+
+def pca_bundle(version: str = "R5") -> dict:
+    lines = [PacketLine(PCA_LINE, "unchanged"), PacketLine(FENTANYL_PCA, "prescribed")]
+    return handoff_bundle(packet(lines=lines, alerts=[]), version)
+
+
+@pytest.mark.parametrize("version", ["R5", "R4B"])
+def test_a_pca_is_two_concurrent_instructions_that_read_back(version):
+    bundle = pca_bundle(version)
+    model_class(version, "Bundle").model_validate(bundle)
+    demand, basal = bundle["entry"][1]["resource"]["dosage"]
+    assert [d["method"]["coding"][0]["code"] for d in (demand, basal)] == ["pca-demand", "pca-basal"]
+    assert demand["sequence"] == basal["sequence"] == 1
+    assert demand["text"] == "PCA demand dose 0.2 mg iv as needed, lockout 10 min, limit 3 mg per 4 h; basal rate 0.5 mg/h"
+    assert demand["timing"] == {"repeat": {"frequency": 1, "period": 10, "periodUnit": "min"}}
+    assert demand["asNeeded" if version == "R5" else "asNeededBoolean"] is True
+    assert demand["doseAndRate"] == [{"doseQuantity": {"value": 0.2, "unit": "mg", "system": UCUM, "code": "mg"}}]
+    limit = demand["maxDosePerPeriod"][0] if version == "R5" else demand["maxDosePerPeriod"]
+    assert limit == {"numerator": {"value": 3, "unit": "mg", "system": UCUM, "code": "mg"},
+                     "denominator": {"value": 4, "unit": "h", "system": UCUM, "code": "h"}}
+    assert basal["doseAndRate"] == [{"rateQuantity": {"value": 0.5, "unit": "mg/h", "system": UCUM, "code": "mg/h"}}]
+    assert "timing" not in basal and "asNeeded" not in basal
+    assert len(bundle["entry"][2]["resource"]["dosage"]) == 1  # no basal rate, no limit
+    assert medication_list_from_bundle(bundle) == [normal(PCA_LINE), normal(FENTANYL_PCA)]
+
+
+def edit(change) -> dict:
+    bundle = pca_bundle()
+    change(bundle["entry"][1]["resource"]["dosage"])
+    return bundle
+
+
+PCA_REFUSALS = [
+    (lambda d: d[1].pop("method"), "dosage[1].method",
+     "a PCA is one instruction with method pca-demand and at most one with pca-basal"),
+    (lambda d: d.pop(0), "dosage", "a PCA basal rate without its pca-demand instruction"),
+    (lambda d: d[1].update(sequence=2), "dosage", "the instructions of a PCA run together"),
+    (lambda d: d[0]["timing"]["repeat"].update(frequency=2), "dosage[0].timing", "a PCA's lockout is its timing"),
+    (lambda d: d[0]["maxDosePerPeriod"][0]["denominator"].update(value=2), "dosage[0].maxDosePerPeriod[0]",
+     "a PCA has one limit, per 1 or 4 h"),
+    (lambda d: d[0].pop("asNeeded"), "dosage[0].asNeeded", "a PCA demand dose is given as needed"),
+    (lambda d: d[0].update(maxDosePerAdministration={"value": 1}), "dosage[0].maxDosePerAdministration",
+     "Dosage: element not understood"),
+    (lambda d: d[1].update(timing=d[0]["timing"]), "dosage[1]", "a PCA basal rate runs continuously"),
+    (lambda d: d[1]["doseAndRate"][0].update(rateQuantity=None, doseQuantity=d[0]["doseAndRate"][0]["doseQuantity"]),
+     "dosage[1].doseAndRate", "the PCA basal rate and only that is needed here"),
+    (lambda d: d[0]["doseAndRate"][0]["doseQuantity"].update(value=200), " -> dosing.demand_dose",
+     "implausible: above the catalog maximum single dose of hydromorphone"),
+    (lambda d: [x.pop("method") for x in d], "dosage", "mar needs exactly one dosage instruction"),
+]
+
+
+@pytest.mark.parametrize("change, where, message", PCA_REFUSALS)
+def test_a_pca_is_read_only_as_mar_writes_it(change, where, message):
+    with pytest.raises(InvalidEvents) as caught:
+        medication_list_from_bundle(edit(change))
+    (problem,) = caught.value.problems
+    assert problem.field.endswith(where) and problem.message.startswith(message), problem

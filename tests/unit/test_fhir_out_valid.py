@@ -72,7 +72,13 @@ def amount(units) -> st.SearchStrategy:
     return st.fixed_dictionaries({"value": values, "unit": st.sampled_from(sorted(units))})
 
 
-def medications(catalog: Catalog, text, frequencies) -> st.SearchStrategy:
+clean_lockouts = st.floats(min_value=0.5, max_value=240) | st.integers(1, 240)
+any_lockouts = mostly(clean_lockouts, st.sampled_from([0, -5, 241, 1e9, float("inf")]))
+clean_hours = st.sampled_from([1, 4])
+any_hours = mostly(clean_hours, st.sampled_from([2, 0, 24]))
+
+
+def medications(catalog: Catalog, text, frequencies, lockouts=clean_lockouts, hours=clean_hours) -> st.SearchStrategy:
     optional_text = st.none() | text
     routes = st.sampled_from(sorted(catalog.routes))
     forms = st.one_of(
@@ -80,15 +86,22 @@ def medications(catalog: Catalog, text, frequencies) -> st.SearchStrategy:
         st.fixed_dictionaries({"form": st.just("as_needed"), "dose": amount(MASS_TO_MG), "frequency": frequencies},
                               optional={"max_daily": amount(MASS_TO_MG), "prn_reason": optional_text}),
         st.fixed_dictionaries({"form": st.just("infusion"), "rate": amount(RATE_TO_MG_PER_H)}),
+        st.tuples(st.fixed_dictionaries({"form": st.just("pca"), "demand_dose": amount(MASS_TO_MG),
+                                         "lockout_minutes": lockouts},
+                                        optional={"basal_rate": amount(RATE_TO_MG_PER_H)}),
+                  st.just({}) | st.fixed_dictionaries({"limit": amount(MASS_TO_MG),
+                                                       "limit_hours": hours}),
+                  ).map(lambda parts: {**parts[0], **parts[1]}),
     )
     return st.fixed_dictionaries(
         {"drug": st.sampled_from(sorted(catalog.drugs)), "route": routes, "dosing": forms},
         optional={"indication": optional_text, "order_id": optional_text, "note": optional_text})
 
 
-def packets(catalog: Catalog, text, frequencies, zones, low=datetime(1, 1, 1)) -> st.SearchStrategy:
+def packets(catalog: Catalog, text, frequencies, zones, low=datetime(1, 1, 1), odd_pca=False) -> st.SearchStrategy:
     when = st.none() | times(zones, low)
-    line = st.builds(PacketLine, medications(catalog, text, frequencies), st.sampled_from(sorted(FLAGS)),
+    pca = (any_lockouts, any_hours) if odd_pca else (clean_lockouts, clean_hours)
+    line = st.builds(PacketLine, medications(catalog, text, frequencies, *pca), st.sampled_from(sorted(FLAGS)),
                      st.none() | text, when, when)
     drugs = st.lists(st.sampled_from(sorted(catalog.drugs)) | text, max_size=3).map(tuple)
     alert = st.builds(PacketAlert, text, st.sampled_from(SEVERITIES), text, text, drugs,
@@ -107,7 +120,7 @@ any_frequency = mostly(catalog_frequencies, any_text | st.sampled_from(["q0h", "
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(packet=packets(SITE, any_text, any_frequency, offsets), version=st.sampled_from(VERSIONS))
+@given(packet=packets(SITE, any_text, any_frequency, offsets, odd_pca=True), version=st.sampled_from(VERSIONS))
 def test_whatever_the_writer_accepts_is_valid_fhir(packet, version):
     try:
         bundle = handoff_bundle(packet, version, SITE)
