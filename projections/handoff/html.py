@@ -87,7 +87,7 @@ def _medications(p: dict) -> list[str]:
         why = "".join(f"<div><b>{e(k)}:</b> {e(v)}</div>" for k, v in facts)
         out.append(f'<tr><td class="drug">{e(m["drug"])}</td><td>{e(m["text"])}</td>'
                    f'<td class="status {e(status_word(m))}">{e(status_word(m))}</td><td>{e(m.get("indication"))}</td>'
-                   f'<td>{e(short(m.get("started_at")))}</td><td>{e(last_dose_text(m.get("last_dose")))}</td></tr>')
+                   f'<td>{e(short(m.get("started_at")))}</td><td>{e(last_dose_text(m.get("last_dose"), m.get("order_id")))}</td></tr>')
         if why:
             out.append(f'<tr><td></td><td colspan="5" class="why">{why}</td></tr>')
     if not p["medications"]:

@@ -48,7 +48,7 @@ def med_facts(m: dict) -> list[tuple[str, str]]:
     if m.get("first_started_at") and m["first_started_at"] != m.get("started_at"):
         started += f" (first started {short(m['first_started_at'])})"
     out.append(("started", started + (f", order {m['order_id']}" if m.get("order_id") else "")))
-    out.append(("last dose", last_dose_text(m.get("last_dose"))))
+    out.append(("last dose", last_dose_text(m.get("last_dose"), m.get("order_id"))))
     if m.get("taper"):
         out.append(("taper in progress", m["taper"]["text"]))
     if m.get("reason"):
@@ -60,13 +60,19 @@ def med_facts(m: dict) -> list[tuple[str, str]]:
     return out
 
 
-def last_dose_text(d: dict | None) -> str:
+def last_dose_text(d: dict | None, order_id: str | None = None) -> str:
+    """The drug's last dose or running rate; the order it came from when that is not the
+    line's own (two orders of one drug, such as a PCA beside an infusion)."""
     if not d:
         return "none recorded"
     if "rate" in d:
         state = f"stopped {short(d['at'])}" if d.get("stopped") else "running"
-        return f"{d['rate']:g} {d['rate_unit']} {d['route']} since {short(d['running_since'])} ({state})"
-    return f"{short(d['at'])}: {d['amount']:g} {d['unit']} {d['route']} ({d['kind'].replace('_', ' ')})"
+        text = f"{d['rate']:g} {d['rate_unit']} {d['route']} since {short(d['running_since'])} ({state})"
+    else:
+        text = f"{short(d['at'])}: {d['amount']:g} {d['unit']} {d['route']} ({d['kind'].replace('_', ' ')})"
+    if order_id and d.get("order_id") and d["order_id"] != order_id:
+        text += f", order {d['order_id']}"
+    return text
 
 
 def status_word(m: dict) -> str:
@@ -159,7 +165,7 @@ def to_markdown(p: dict) -> str:
             "|---|---|---|---|---|---|"]
     for m in p["medications"]:
         out.append(f"| **{_cell(m['drug'])}** | {_cell(m['text'])} | {_cell(status_word(m))} | {_cell(m.get('indication'))}"
-                   f" | {_cell(short(m.get('started_at')))} | {_cell(last_dose_text(m.get('last_dose')))} |")
+                   f" | {_cell(short(m.get('started_at')))} | {_cell(last_dose_text(m.get('last_dose'), m.get('order_id')))} |")
     out.append("")
     for m in p["medications"]:
         if m.get("why") or m.get("taper"):

@@ -164,3 +164,16 @@ def test_a_transfer_is_the_packet_at_its_time_then_the_orders_go_on():
     assert next_day["mode"] == "in hospital" and next_day["reconciliation"]["transition"] == "transfer"
     mem = next(m for m in next_day["medications"] if m["drug"] == "memantine")
     assert mem["text"] == "5 mg po twice daily"  # the order as it is now, not the list of the transfer
+
+
+def test_a_last_dose_from_another_order_of_the_drug_names_that_order():
+    """Two oxycodone orders: the last dose of the drug is the nurse's clock for the next one,
+    but on the line of the order that did not give it, it says which order did."""
+    events = STORY + [order("2007-10-06T16:00:00-07:00", "oxy-2", "oxycodone", "po", scheduled(10, "q12h")),
+                      given("2007-10-06T17:00:00-07:00", "oxy-1", 10, kind="as_needed")]
+    p = packet(events, "2007-10-06T18:00")
+    lines = {m["order_id"]: m for m in p["medications"] if m["drug"] == "oxycodone"}
+    assert lines["oxy-1"]["last_dose"] == lines["oxy-2"]["last_dose"]
+    text = render(p, "text")
+    assert "last dose: 2007-10-06 17:00: 10 mg po (as needed)\n" in text
+    assert "last dose: 2007-10-06 17:00: 10 mg po (as needed), order oxy-1\n" in text
