@@ -17,7 +17,10 @@ Per line:
   `max_daily_mg` when the order caps it, else dose_mg x doses_per_day where doses_per_day
   is 24 h / the frequency's shortest interval;
 - transdermal (route td) with a rate: `patch_rate_mcg_per_h`;
-- other continuous infusions: `rate_mg_per_h` (None when weight-based: it needs a weight).
+- other continuous infusions: `rate_mg_per_h` (None when weight-based: it needs a weight);
+- a PCA (its two marked instructions, mar.fhir_dosage): as `prescribed_line_from_listed`
+  reads it (the basal rate, and demand doses as needed at most one per lockout, capped by
+  its limit).
 `daily_mg` applies those rules; it is None for patches and weight-based rates.
 """
 from __future__ import annotations
@@ -86,6 +89,9 @@ def _from_facts(drug: str, f: DosageFacts, source: str, order_id: str | None, ca
     if f.route is None:
         problems.add(f.path / "route", None, "no route; the MME factor depends on it")
         return None
+    if f.pca is not None:
+        return prescribed_line_from_listed({"drug": drug, "route": f.route, "dosing": {"form": "pca", **f.pca},
+                                            "order_id": order_id}, catalog, source)
     if f.dose and f.rate:
         problems.add(f.path / "doseAndRate", None, "both a dose and a rate: not one prescribed amount")
         return None

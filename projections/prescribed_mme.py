@@ -306,6 +306,9 @@ def from_bundle(path, catalog: Catalog) -> list[tuple[OrderLine, str]]:
 
 def line_text(line) -> str:
     """A FHIR prescribed line (mar.fhir_mme.PrescribedLine) as a short text."""
+    if line.as_needed and line.frequency is None and line.doses_per_day:  # a PCA: a demand dose per lockout
+        text = f"{line.route} PCA demand {line.dose_mg:g} mg, lockout {24 * 60 / line.doses_per_day:g} min"
+        return text + (f", basal {line.rate['value']:g} {line.rate['unit']}" if line.rate else "")
     if line.rate is not None:
         return f"{line.route} {line.rate['value']:g} {line.rate['unit']}"
     dose = f"{line.dose_mg:g} mg" if line.dose_mg is not None else "?"

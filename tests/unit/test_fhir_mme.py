@@ -86,3 +86,21 @@ def test_from_mar_list_lines():
         "basal_rate": {"value": 0.1, "unit": "mg/h"}, "limit": {"value": 1, "unit": "mg"}, "limit_hours": 1}})
     assert (pca.as_needed, pca.dose_mg, pca.doses_per_day, pca.max_daily_mg, pca.rate_mg_per_h) == \
         (True, 0.2, 144.0, 24.0, 0.1)
+
+
+@pytest.mark.parametrize("version", ["R5", "R4B"])
+def test_a_pca_from_fhir_counts_as_the_same_pca_from_a_list(version):
+    from datetime import datetime, timezone
+
+    from mar.fhir_out import HandoffPacket, PacketLine, handoff_bundle
+    from projections.prescribed_mme import line_text
+
+    listed = {"drug": "hydromorphone", "route": "iv", "dosing": {
+        "form": "pca", "demand_dose": {"value": 0.2, "unit": "mg"}, "lockout_minutes": 10,
+        "basal_rate": {"value": 0.1, "unit": "mg/h"}, "limit": {"value": 1, "unit": "mg"}, "limit_hours": 1}}
+    bundle = handoff_bundle(HandoffPacket("ref-001", datetime(2007, 10, 16, tzinfo=timezone.utc),
+                                          [PacketLine(listed, "unchanged")]), version)
+    (line,) = prescribed_lines_from_bundle(bundle)
+    expected = prescribed_line_from_listed(listed, source=line.source)
+    assert line == expected and line.doses_per_day == 144.0 and line.max_daily_mg == 24.0
+    assert line_text(line) == "iv PCA demand 0.2 mg, lockout 10 min, basal 0.1 mg/h"
