@@ -469,7 +469,6 @@ class Reader:
             return None
         return self.dosage(dosages[0], path[0])
 
-
     # --- PCA ---------------------------------------------------------------------------
 
     def pca(self, dosages: list, path: Path) -> DosageFacts | None:

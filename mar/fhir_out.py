@@ -252,9 +252,7 @@ class _Writer:
         else:
             out["doseAndRate"] = [{"doseQuantity": _mass(dosing["dose"])}]
         if dosing.get("max_daily"):
-            ratio = {"numerator": _mass(dosing["max_daily"]),
-                     "denominator": {"value": 1, "unit": "d", "system": UCUM, "code": "d"}}
-            out["maxDosePerPeriod"] = [ratio] if self.r5 else ratio
+            out["maxDosePerPeriod"] = self.most_per(dosing["max_daily"], 1, "d")
         return out
 
     def pca(self, med: dict, line: PacketLine) -> list[dict]:
@@ -266,10 +264,7 @@ class _Writer:
         demand["route"] = route
         demand["doseAndRate"] = [{"doseQuantity": _mass(dosing["demand_dose"])}]
         if dosing.get("limit"):
-            hours = dosing["limit_hours"]
-            ratio = {"numerator": _mass(dosing["limit"]),
-                     "denominator": {"value": hours, "unit": "h", "system": UCUM, "code": "h"}}
-            demand["maxDosePerPeriod"] = [ratio] if self.r5 else ratio
+            demand["maxDosePerPeriod"] = self.most_per(dosing["limit"], dosing["limit_hours"], "h")
         out = [demand]
         if dosing.get("basal_rate"):
             out.append({"sequence": 1, "text": f"PCA basal rate {_show(dosing['basal_rate'])} {med['route']} "
@@ -277,6 +272,12 @@ class _Writer:
                         "method": _pca_method("pca-basal"), "route": route,
                         "doseAndRate": [{"rateQuantity": _rate(dosing["basal_rate"])}]})
         return out
+
+    def most_per(self, amount: dict, period: int, unit: str):
+        """Dosage.maxDosePerPeriod: a list of Ratio in R5, one Ratio in R4B."""
+        ratio = {"numerator": _mass(amount), "denominator": {"value": period, "unit": unit, "system": UCUM,
+                                                             "code": unit}}
+        return [ratio] if self.r5 else ratio
 
     def timing(self, code: str) -> dict:
         """The exact Timing of a catalog frequency; others by name, which mar reads back."""
