@@ -18,7 +18,9 @@ def import_(settings, files, fmt):
     """Import events from FILES, each file all-or-nothing.
 
     A file with any bad line writes nothing and every bad line is reported.
-    Events already stored (same idempotency key and content) are skipped.
+    Events already stored (same idempotency key and content) are skipped. A
+    JSON document over many lines (a FHIR Bundle without --format fhir) is one
+    problem.
     """
     from mar.importing import import_file
 

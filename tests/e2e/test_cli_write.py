@@ -105,6 +105,23 @@ def test_import_stops_at_the_first_bad_file_and_keeps_the_good_ones_before_it(he
     assert result.stderr.startswith("Error: bad.jsonl: 1 problem, nothing written:\n  line 1: (line)='{oops': not valid JSON: ")
 
 
+@pytest.mark.parametrize("document, said", [
+    ({"resourceType": "Bundle", "type": "collection", "entry": []},
+     "a FHIR Bundle over {n} lines, not one event per line: import it with --format fhir"),
+    (EVENTS[:2], "one JSON document over {n} lines, not one event per line: write one mar event per line "
+                 "(JSON Lines)"),
+])
+def test_a_json_document_over_many_lines_is_one_problem_not_one_per_line(here, document, said):
+    with open("doc.json", "w") as fh:
+        json.dump(document, fh, indent=2)
+    lines = sum(1 for line in open("doc.json") if line.strip())
+    result = run(here, "import", "doc.json", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: doc.json: 1 problem, nothing written:\n"
+                             f"  line 1: (file)='{lines} lines': the file is {said.format(n=lines)}\n")
+    assert lines > 4
+
+
 def test_same_key_different_content(here):
     run(here, "import", "f.jsonl")
     with open("changed.jsonl", "w") as fh:
