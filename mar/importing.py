@@ -1,7 +1,6 @@
 """File import and single-event recording: the application layer over Recorder."""
 from __future__ import annotations
 
-
 import orjson
 
 from .errors import InvalidEvents, Problem
@@ -52,8 +51,8 @@ def _not_one_document(lines: list[tuple[int, bytes]], path: str) -> None:
     if isinstance(whole, dict) and whole.get("resourceType") == "Bundle":
         what, hint = "a FHIR Bundle", "import it with --format fhir"
     else:
-        what, hint = f"one JSON {'object' if isinstance(whole, dict) else 'document'}", \
-            "write one mar event per line (JSON Lines)"
+        kind = "object" if isinstance(whole, dict) else "document"
+        what, hint = f"one JSON {kind}", "write one mar event per line (JSON Lines)"
     raise InvalidEvents([Problem(lines[0][0], "(file)", f"{len(lines)} lines",
                                  f"the file is {what} over {len(lines)} lines, not one event per line: {hint}")],
                         path)

@@ -4,11 +4,12 @@ A rebuild works in a scratch database (projections.runner) and collects the aler
 process computes through a file (projections.alerts.bulk); both are removed when the
 rebuild ends, fails or is interrupted. A process killed with SIGKILL (or by the OOM killer,
 or a power cut) gets no chance to: its files stay, and on a large store the scratch
-database holds the fields of every dose (about 85 MB per million events). So each name carries the pid
-of the process that made it, and every new scratch file first removes those of processes
-that no longer run. A pid reused by another process only delays the removal. The name
-also carries the host name: a temporary folder shared between machines or containers (other
-pid namespaces) holds files whose pids mean nothing here, and those are left alone.
+database holds the fields of every dose (about 85 MB per million events). So each name
+carries the pid of the process that made it, and every new scratch file first removes
+those of processes that no longer run. A pid reused by another process only delays the
+removal. The name also carries the host name: a temporary folder shared between machines
+or containers (other pid namespaces) holds files whose pids mean nothing here, and those
+are left alone.
 """
 from __future__ import annotations
 
