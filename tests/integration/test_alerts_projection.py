@@ -234,3 +234,29 @@ def test_a_failure_in_the_other_process_is_an_error_naming_it(tmp_path):
                                               r"(.|\n)*no such table: no_such_table"):
         job.rows()
     assert job.process is None and job.out is None
+
+
+def test_a_catch_up_leaves_the_alert_rows_it_does_not_change_as_they_were(tmp_path):
+    """Only alerts that came, went or changed are written: the others keep their rows (a delete
+    and insert of every alert of each touched patient rewrote a page of the id index per alert)."""
+    from tests.conftest import FIXTURE
+
+    db = str(tmp_path / "ref.db")
+    result = CliRunner().invoke(cli, ["--db", db, "--user", "t", "import", FIXTURE])
+    assert result.exit_code == 0, result.output
+    sql = "SELECT id, rowid, status FROM alerts"
+    with EventStore(db) as store, runner(store, str(tmp_path / "inc.db")) as inc:
+        top = store.max_position()
+        inc.catch_up(upto=top - 300)
+        before = {i: (rowid, status) for i, rowid, status in inc.db.execute(sql)}
+        record_ack = inc.db.execute("SELECT id FROM alerts ORDER BY at_us LIMIT 1").fetchone()[0]
+        inc.catch_up()
+        Recorder(store, "t").record([(1, {
+            "type": "alert_acknowledged", "patient_id": "ref-001", "effective_at": "2007-12-30T10:00:00-08:00",
+            "alert_id": record_ack, "reason": "reviewed with the team", "idempotency_key": "ref-001/ack-test"})])
+        inc.catch_up()
+        after = {i: (rowid, status) for i, rowid, status in inc.db.execute(sql)}
+    kept = [i for i in before if i != record_ack]
+    assert len(before) >= 5 and len(after) > len(before)
+    assert all(after[i] == before[i] for i in kept)  # same row, untouched by two catch-ups
+    assert after[record_ack][1] == "acknowledged" and after[record_ack][0] != before[record_ack][0]
