@@ -10,21 +10,24 @@ TIME_HELP = "ISO 8601; without a UTC offset, in the patient's time zone."
 
 @cli.command()
 @click.argument("patient", required=False)
-@click.option("--status", type=click.Choice(["open", "acknowledged", "all"]), default="all", show_default=True,
-              help="Which alerts to show.")
+@click.option("--status", type=click.Choice(["open", "acknowledged", "resolved", "all"]), default="all",
+              show_default=True, help="Which alerts to show: open, acknowledged by someone, resolved by the "
+              "record itself (what the alert pointed at was put right later), or all.")
 @click.option("--at", metavar="TIME", help="The alerts raised by this clinical time, from what happened "
               "by then. " + TIME_HELP)
 @click.option("--known-at", metavar="TIME", help="Only what the record showed at this recorded time: events "
               "charted later, corrections and acknowledgements included, are left out. " + TIME_HELP)
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of {id, patient_id, rule, severity, drug, "
-              "at, message, evidence, status, acknowledged}.")
+              "at, message, evidence, status, acknowledged, resolved}.")
 @click.pass_obj
 def alerts(settings, patient, status, at, known_at, as_json):
     """Medication alerts of PATIENT (of every patient without one).
 
     Open alerts first, the most severe first. Rules and thresholds: docs/alerts.md
     (a site overrides them with MAR_ALERT_RULES=file.json). Each alert names the
-    events that raised it; `mar ack` acknowledges one.
+    events that raised it; `mar ack` acknowledges one. An alert whose situation the
+    record has since put right (a dropped medication ordered again, a combination
+    stopped) is resolved, with when and by which events.
     """
     from projections.alerts.store import list_alerts
 
@@ -50,12 +53,26 @@ def alerts_text(found: list[dict], patient: str | None, status: str) -> list[str
         if a["acknowledged"]:
             ack = a["acknowledged"]
             out.append(f"  acknowledged by {ack['by']} at {ack['at'][:16].replace('T', ' ')}: {ack['reason']}")
+        if a.get("resolved"):
+            done = a["resolved"]
+            out.append(f"  resolved at {done['at'][:16].replace('T', ' ')}: {done['reason']} "
+                       f"(evidence: {', '.join(done['evidence']) or 'none'})")
     open_ = [a for a in found if a["status"] == "open"]
     counts = ", ".join(f"{n} {sev}" for sev in ("high", "moderate", "low")
-                       if (n := sum(1 for a in open_ if a["severity"] == sev)))
+                       if (n := sum(1 for a in (found if which else open_) if a["severity"] == sev)))
+    if which:  # one status asked for: how many, by severity
+        out.append(f"{len(found)} {which}alert{'s' if len(found) != 1 else ''} ({counts})")
+        return out
+    acked = sum(1 for a in found if a["status"] == "acknowledged")
     out.append(f"{len(found)} alert{'s' if len(found) != 1 else ''}: {len(open_)} open"
-               f"{f' ({counts})' if counts else ''}, {len(found) - len(open_)} acknowledged")
+               f"{f' ({counts})' if counts else ''}, {acked} acknowledged, {len(found) - len(open_) - acked} resolved")
     return out
+
+
+def resolved_text(found: list[dict]) -> list[str]:
+    """One line per resolved alert: what it was, when and how the record put it right."""
+    return [f"{a['severity'].upper():<9}{a['at'][:16].replace('T', ' ')}  {a['drug']} ({a['rule']}): resolved "
+            f"{a['resolved']['at'][:16].replace('T', ' ')}: {a['resolved']['reason']}" for a in found]
 
 
 @cli.command()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cli.alerts import alerts_text
+from cli.alerts import alerts_text, resolved_text
 from cli.main import cli, dump_json
 from cli.read import medication_text
 
@@ -16,7 +16,7 @@ from cli.read import medication_text
 @click.pass_obj
 def summary(settings, patient, at, mme_table, as_json):
     """One page about PATIENT: stays and transitions, the regimen, amounts given per local
-    day with MME, and the open alerts."""
+    day with MME, the open alerts, and those the record has since put right."""
     from projections.summary import patient_summary
 
     with settings.store() as store:
@@ -47,6 +47,9 @@ def summary_text(s: dict) -> list[str]:
         out.append(f"  {span}  {mme}  {drugs}")
     out += ["", "Open alerts:"]
     out += ["  " + line for line in alerts_text(s["open_alerts"], s["patient_id"], "open")]
+    if s["resolved_alerts"]:
+        out += ["", "Alerts the record has since put right:"]
+        out += ["  " + line for line in resolved_text(s["resolved_alerts"])]
     return out
 
 

@@ -30,6 +30,7 @@ def patient_summary(store: EventStore, patient_id: str, at: str | None = None,
     regimen = regimen_at(store, patient_id, None if at_us is None else iso(at_us, tz))
     totals = totals_for(store, patient_id, mme_table=mme_table)
     alerts = list_alerts(store, patient_id, "open")
+    resolved = list_alerts(store, patient_id, "resolved")
     return {
         "patient_id": patient_id,
         "timezone": str(tz),
@@ -39,6 +40,7 @@ def patient_summary(store: EventStore, patient_id: str, at: str | None = None,
         "regimen_note": note,
         "totals": totals,
         "open_alerts": alerts,
+        "resolved_alerts": resolved,
     }
 
 

@@ -11,6 +11,10 @@ after the transition (default 24 h, cut short by the next transition):
   team still has time to write the order;
 - orders for the drug, none of them as the line (form, route, dose, frequency, rate or
   PCA settings as first written): a dose discrepancy, unless a decision changes it.
+
+Resolved: an omission by a later order for the drug; a discrepancy once an order for the
+drug stands as the line (changed to it, or a new one), or once every order for the drug
+written since the transition has been stopped by the prescriber (discontinued).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from mar.units import MASS_TO_MG, RATE_TO_MG_PER_H
 
 from ..course import Order, Transition
 from ..timeline import US_PER_HOUR
-from .model import Alert, Context, dosing_label, order_label
+from .model import Alert, Context, Resolution, dosing_label, order_label
 
 RULE = "admission_discrepancy"
 FIELDS = ("form", "dose", "frequency", "rate", "demand_dose", "lockout_minutes", "basal_rate")
@@ -72,7 +76,7 @@ def _compare(ctx: Context, tr: Transition, line: dict, source: str, line_event: 
             return []
         msg = (f"{home} ({source}) was not ordered after the {word} at {ctx.local(tr.at)} and no "
                f"decision documents why. Ask the prescriber whether to order it, or document the stop.")
-        return [ctx.alert(RULE, keys, drug, tr.at, msg, evidence)]
+        return [ctx.alert(RULE, keys, drug, tr.at, msg, evidence, resolution=_ordered_later(ctx, tr, drug, word))]
     if any(_same(ctx, line, o) for o in mine) or "change" in actions:
         return []
     first = min(mine, key=lambda o: (o.start, o.seq))
@@ -80,14 +84,62 @@ def _compare(ctx: Context, tr: Transition, line: dict, source: str, line_event: 
     msg = (f"{home} ({source}), but ordered as {ordered} after the {word}{_per_day(ctx, line, first)}, "
            f"with no decision documenting the change. Confirm the intended dose with the prescriber "
            f"and document the reason.")
-    return [ctx.alert(RULE, keys, drug, first.start, msg, evidence + [o.event_id for o in mine])]
+    return [ctx.alert(RULE, keys, drug, first.start, msg, evidence + [o.event_id for o in mine],
+                      resolution=_put_right(ctx, tr, line, drug))]
+
+
+def _since(ctx: Context, tr: Transition, drug: str) -> list[Order]:
+    """The orders for the drug written at or after the transition, up to the record's end."""
+    return sorted((o for o in ctx.course.orders.values() if o.drug == drug and tr.at <= o.start <= ctx.until),
+                  key=lambda o: (o.start, o.seq))
+
+
+def _ordered_later(ctx: Context, tr: Transition, drug: str, word: str) -> Resolution | None:
+    found = _since(ctx, tr, drug)
+    if not found:
+        return None
+    o = found[0]
+    return Resolution(o.start, f"{drug} ordered {ctx.after(tr.at, o.start)} after the {word}: "
+                      f"{order_label(o, o.start)}", (o.event_id,))
+
+
+def _put_right(ctx: Context, tr: Transition, line: dict, drug: str) -> Resolution | None:
+    """The first instant an order for the drug stood as the line; else, if every order for it
+    since the transition was discontinued, the last discontinuation."""
+    orders = _since(ctx, tr, drug)
+    matched = []
+    for o in orders:
+        times, states = ctx.states(o)
+        for t, state in zip([o.start, *times], states):
+            if t <= ctx.until and _same_dosing(ctx, line, state.dosing, state.route):
+                matched.append((t, o))
+                break
+    if matched:
+        t, o = min(matched, key=lambda m: (m[0], m[1].seq))
+        how = "ordered" if t == o.start else "changed"
+        return Resolution(t, f"{drug} {how} as the line: {order_label(o, t)}",
+                          (o.event_id if t == o.start else _change_at(o, t),))
+    if orders and all(o.ended_by == "discontinued" and o.end <= ctx.until for o in orders):
+        last = max(orders, key=lambda o: (o.end, o.seq))
+        why = f" ({last.end_reason})" if last.end_reason else ""
+        return Resolution(last.end, f"{drug} stopped{why}",
+                          tuple(o.end_event_id for o in orders if o.end_event_id))
+    return None
+
+
+def _change_at(order: Order, t: int) -> str:
+    return next(ch.event_id for ch in reversed(order.changes) if ch.at == t)
 
 
 def _same(ctx: Context, line: dict, order: Order) -> bool:
-    a, b = line["dosing"], order.dosing
-    if _route(ctx, line["route"]) != _route(ctx, order.route):
+    return _same_dosing(ctx, line, order.dosing, order.route)
+
+
+def _same_dosing(ctx: Context, line: dict, dosing: dict, route: str) -> bool:
+    a = line["dosing"]
+    if _route(ctx, line["route"]) != _route(ctx, route):
         return False
-    return all(_value(ctx, f, a.get(f)) == _value(ctx, f, b.get(f)) for f in FIELDS)
+    return all(_value(ctx, f, a.get(f)) == _value(ctx, f, dosing.get(f)) for f in FIELDS)
 
 
 def _route(ctx: Context, text: str) -> str:

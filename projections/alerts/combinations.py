@@ -1,13 +1,16 @@
 """Medications that should not run together: an opioid with a benzodiazepine, and two
 as-needed opioids (duplicate therapy). Orders count while active and not on hold; lines of
 a discharge list count while the patient is on them.
+
+Resolved once they no longer run together (stopped, held, ended by a transition) by the
+time the record is read up to; not by death.
 """
 from __future__ import annotations
 
 from mar.catalog import BENZODIAZEPINE
 
 from .model import Alert, Context
-from .spans import first_overlap, items
+from .spans import first_overlap, items, last_overlap_end, parted
 
 OPIOID_BENZO = "opioid_benzodiazepine"
 DUPLICATE = "duplicate_opioid"
@@ -30,7 +33,10 @@ def check_opioid_benzodiazepine(ctx: Context) -> list[Alert]:
                f"Opioids with benzodiazepines risk fatal respiratory depression (FDA boxed warning): "
                f"confirm both are needed, use the lowest doses, monitor sedation and respiratory rate.")
         evidence = [benzo.event_id, *(o.event_id for _, o in sorted(beside, key=lambda p: (p[0], p[1].key)))]
-        out.append(ctx.alert(OPIOID_BENZO, (benzo.key,), benzo.drug, at, msg, evidence))
+        end = last_overlap_end([o for _, o in beside], benzo)
+        last = [o for _, o in beside if last_overlap_end([o], benzo) == end]
+        done = parted(ctx, [benzo, *last], end, f"{benzo.drug} and opioids")
+        out.append(ctx.alert(OPIOID_BENZO, (benzo.key,), benzo.drug, at, msg, evidence, resolution=done))
     return out
 
 
@@ -48,5 +54,8 @@ def check_duplicate_opioid(ctx: Context) -> list[Alert]:
                    f"{second.label(at)}. Clarify which one to give for which pain, or stop one, "
                    f"to avoid double dosing.")
             drug = first.drug if first.drug == second.drug else f"{first.drug}, {second.drug}"
-            out.append(ctx.alert(DUPLICATE, (first.key, second.key), drug, at, msg, [first.event_id, second.event_id]))
+            both = f"the two {first.drug} orders" if first.drug == second.drug else f"{first.drug} and {second.drug}"
+            done = parted(ctx, [first, second], last_overlap_end([first], second), both)
+            out.append(ctx.alert(DUPLICATE, (first.key, second.key), drug, at, msg, [first.event_id, second.event_id],
+                                 resolution=done))
     return out

@@ -10,6 +10,10 @@
 - pca_limit: a PCA with a limit (e.g. 20 mg per 1 h or 4 h) that delivered more in a
   moving window ending at a demand or bolus: demand doses, clinician boluses and the basal
   rate together. One alert per episode: not again until a dose finds the window back within it.
+
+A weight_missing alert is resolved once the rate can be dosed again (a weight recorded) or
+the infusion stops; the others are about doses given, which the record cannot undo: a
+person acknowledges them.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from mar.units import MASS_TO_MG
 
 from ..course import Administration, Order
 from ..timeline import US_PER_HOUR, clock
-from .model import Alert, Context, order_label
+from .model import Alert, Context, Resolution, order_label
 
 WEIGHT = "weight_missing"
 TOO_SOON = "as_needed_too_soon"
@@ -41,8 +45,29 @@ def check_weight(ctx: Context) -> list[Alert]:
                f"current weight, so its dose in mg/h is unknown. Weigh the patient and record the weight "
                f"(or correct the weight entered in error).")
         out.append(ctx.alert(WEIGHT, (s.order_id, s.start), order.drug, s.start, msg,
-                             [order.event_id, *_voided_weights(ctx)]))
+                             [order.event_id, *_voided_weights(ctx)], resolution=_dosable(ctx, order)))
     return out
+
+
+def _dosable(ctx: Context, order: Order) -> Resolution | None:
+    """When the order's rate could be dosed in mg/h again (a weight recorded, a rate in another
+    unit) or it stopped running, after its last stretch without a weight."""
+    mine = [s for s in ctx.course.segments if s.order_id == order.order_id and s.start <= ctx.until]
+    last = max((s for s in mine if s.mg_per_h is None), key=lambda s: s.start)
+    if last.end is None or last.end > ctx.until:
+        return None
+    after = next((s for s in mine if s.start == last.end and s.mg_per_h is not None), None)
+    if after is None:
+        if order.end != last.end:
+            return None
+        how = "stopped" if order.ended_by == "discontinued" else f"ended ({order.ended_by})"
+        return Resolution(order.end, f"{order.drug} {how}",
+                          (order.end_event_id,) if order.end_event_id else ())
+    weighed = [event_id for t, _, event_id in ctx.course.weights if t == last.end]
+    changed = [ch.event_id for ch in order.changes if ch.at == last.end]
+    kg = f", weight {after.weight_kg:g} kg" if after.weight_kg is not None else ""
+    return Resolution(after.start, f"{order.drug} dosable again: {after.rate:g} "
+                      f"{after.rate_unit}{kg} = {after.mg_per_h:g} mg/h", tuple(weighed or changed))
 
 
 def _voided_weights(ctx: Context) -> list[str]:

@@ -3,7 +3,8 @@
 `patient_alerts(events)` folds the events into a course (projections.course), runs each
 enabled rule over it and marks the alerts that an `alert_acknowledged` event names as
 acknowledged (by whom, when, why; the latest acknowledgement wins; one entered in error
-does not count).
+does not count), then those the record has since put right as resolved (the rule says
+when and by what: `model.Resolution`), acknowledged or not.
 
 Two kinds of "as of", as for the other read commands:
 - known_at (epoch microseconds): only events recorded by then (late charting and
@@ -56,6 +57,12 @@ def patient_alerts(events: Iterable[dict], settings: RuleSettings | None = None,
                 found.setdefault(alert.id, alert)
     alerts = [a for a in found.values() if a.at <= ctx.until]
     _acknowledge(ctx, alerts)
+    for a in alerts:
+        if a.resolution is not None:
+            if a.resolution.at <= ctx.until:
+                a.status = "resolved"  # whether or not someone acknowledged it first
+            else:
+                a.resolution = None
     return sorted(alerts, key=lambda a: (a.at, a.rule, a.id))
 
 

@@ -39,6 +39,17 @@ def alert_id(rule: str, patient_id: str, keys: tuple) -> str:
     return f"{PREFIX[rule]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """What put right the situation an alert pointed at, found in the record itself: a
+    medication dropped at a transition ordered again, a combination that stopped running
+    together. Evidence: the events that did it."""
+
+    at: int  # clinical time, epoch microseconds
+    reason: str
+    evidence: tuple[str, ...] = ()
+
+
 @dataclass
 class Alert:
     id: str
@@ -51,11 +62,15 @@ class Alert:
     evidence: list[str]
     status: str = "open"
     acknowledged: dict | None = None  # {"by", "at", "reason", "event_id"} once acknowledged
+    resolution: Resolution | None = None  # set by the rule when the record has put it right
 
     def to_json(self, tz: ZoneInfo) -> dict:
+        r = self.resolution
         return {"id": self.id, "patient_id": self.patient_id, "rule": self.rule, "severity": self.severity,
                 "drug": self.drug, "at": iso(self.at, tz), "message": self.message,
-                "evidence": list(self.evidence), "status": self.status, "acknowledged": self.acknowledged}
+                "evidence": list(self.evidence), "status": self.status, "acknowledged": self.acknowledged,
+                "resolved": None if r is None else {"at": iso(r.at, tz), "reason": r.reason,
+                                                    "evidence": list(r.evidence)}}
 
 
 @dataclass
@@ -95,10 +110,18 @@ class Context:
         return self.course.patient_id
 
     def alert(self, rule: str, keys: tuple, drug: str, at: int, message: str, evidence,
-              severity: str | None = None) -> Alert:
+              severity: str | None = None, resolution: Resolution | None = None) -> Alert:
         sev = severity or self.settings.rule(rule)["severity"]
         return Alert(alert_id(rule, self.patient_id, keys), self.patient_id, rule, sev, drug, at, message,
-                     _unique(evidence))
+                     _unique(evidence), resolution=resolution)
+
+    def after(self, at: int, later: int) -> str:
+        """How long after: '16 days', '5 h 30 min' (the gap a resolution closed)."""
+        minutes = (later - at) // 60_000_000
+        if minutes >= 2 * 24 * 60:
+            return f"{minutes // (24 * 60)} days"
+        hours, rest = divmod(minutes, 60)
+        return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
 
     def local(self, at: int) -> str:
         """A clinical time as a nurse reads it: local date and clock time (YYYY-MM-DD HH:MM)."""
@@ -146,6 +169,12 @@ class Context:
             states = self._states[order.order_id] = _states(order)
         times, after = states
         return after[bisect_right(times, at)]
+
+    def states(self, order: Order) -> tuple[list[int], list[OrderState]]:
+        """The instants of the order's changes before its end, and its state before the first
+        and after each (not to be changed by the caller)."""
+        self.state_at(order, order.start)
+        return self._states[order.order_id]
 
     def constant_state(self, order: Order) -> OrderState | None:
         """The order's state if no change applies to it (`state_at` is the same at any time), else None."""

@@ -8,15 +8,19 @@ transition, or a decision of the transition with action stop, change or hold for
 drug or order. Anything else was dropped without anyone deciding to: one alert per
 medication. A readmission without a list is left to the admission rule, which compares
 the last discharge list with the new orders.
+
+Resolved by the first later sign that the drug was taken up again or decided about: an
+order for it written after the transition, a later transition's list that carries it, or a
+later transition's decision about it (the alert says how long the patient went without).
 """
 from __future__ import annotations
 
 from ..course import Transition
-from .model import Alert, Context, listed_label, order_label
+from .model import Alert, Context, Resolution, listed_label, order_label
 
 RULE = "unreconciled_stop"
 DOCUMENTED = ("stop", "change", "hold")
-WORDS = {"discharged": "discharge", "transferred": "transfer", "readmitted": "readmission"}
+WORDS = {"discharged": "discharge", "transferred": "transfer", "readmitted": "readmission", "admitted": "admission"}
 
 
 def check(ctx: Context) -> list[Alert]:
@@ -63,4 +67,29 @@ def _alert(ctx: Context, tr: Transition, drug: str, keys: tuple, label: str, evi
     msg = (f"{label} was active before the {word}{where} at {ctx.local(tr.at)}, but the {word} list "
            f"does not carry it over and no decision stops it. Ask the prescriber whether it should "
            f"continue: if so, add it to the list and tell the receiving team; if not, document the stop.")
-    return ctx.alert(RULE, keys, drug, tr.at, msg, evidence)
+    return ctx.alert(RULE, keys, drug, tr.at, msg, evidence, resolution=taken_up(ctx, tr, drug))
+
+
+def taken_up(ctx: Context, tr: Transition, drug: str) -> Resolution | None:
+    """The first sign after transition `tr` that `drug` was ordered again, carried on a list,
+    or decided about (None if there is none by the time the record is read up to)."""
+    found: list[tuple[int, int, str, tuple[str, ...]]] = []  # (time, rank, what, evidence)
+    for o in ctx.course.orders.values():
+        if o.drug == drug and o.start >= tr.at and o.order_id not in tr.active_orders_before:
+            found.append((o.start, 0, f"ordered again {{gap}}: {order_label(o, o.start)}", (o.event_id,)))
+    for later in ctx.course.transitions:
+        if later.at <= tr.at:
+            continue
+        name = WORDS.get(later.kind, later.kind)
+        if any(line["drug"].lower() == drug for line in later.data.get("medication_list") or ()):
+            found.append((later.at, 1, f"carried on the list of the {name} {{gap}}", (later.event_id,)))
+        for d in later.data.get("decisions") or ():
+            if d["drug"].lower() == drug:
+                found.append((later.at, 2, f"decided about at the {name} {{gap}}: {d['action']} ({d['reason']})",
+                              (later.event_id,)))
+    found = [x for x in found if x[0] <= ctx.until]
+    if not found:
+        return None
+    at, _, what, evidence = min(found)
+    gap = f"{ctx.after(tr.at, at)} after the {WORDS.get(tr.kind, tr.kind)}"
+    return Resolution(at, f"{drug} {what.replace('{gap}', gap, 1)}", evidence)  # no format(): free text

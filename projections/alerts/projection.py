@@ -8,7 +8,7 @@ computes every patient's. A patient's alerts are a pure function of their events
 (`engine.patient_alerts`), so incremental catch-up and a rebuild give the same rows.
 
 Tables:
-- alerts: one row per alert of a patient (status and acknowledgement included);
+- alerts: one row per alert of a patient (status, acknowledgement and resolution included);
 - alert_state: per patient, the fingerprint of what the rows were computed with besides
   the events (rule code and settings, catalog, MME table). A read recomputes the patients
   whose fingerprint is not the current one (`store.refresh`).
@@ -32,21 +32,21 @@ if TYPE_CHECKING:
     from .model import Alert
 
 COLUMNS = ("patient_id", "id", "rule", "severity", "drug", "at", "at_us", "message", "evidence", "status",
-           "acknowledged")
+           "acknowledged", "resolved")
 INSERT_ALERT = f"INSERT INTO alerts ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))})"
 SELECT_ALERTS = f"SELECT {','.join(COLUMNS)} FROM alerts WHERE patient_id = ?"
 
 
 class AlertsProjection(Projection):
     name = "alerts"
-    version = 1
+    version = 2  # 2: resolved
     tables = ("alerts", "alert_state")
     _job = None  # a rebuild's alerts being computed (bulk_begin), collected by bulk_all
 
     def create(self, db: sqlite_utils.Database) -> None:
         db.execute("CREATE TABLE alerts (patient_id TEXT NOT NULL, id TEXT NOT NULL, rule TEXT, severity TEXT, "
                    "drug TEXT, at TEXT, at_us INTEGER, message TEXT, evidence TEXT, status TEXT, "
-                   "acknowledged TEXT, PRIMARY KEY (patient_id, id))")
+                   "acknowledged TEXT, resolved TEXT, PRIMARY KEY (patient_id, id))")
         db.execute("CREATE TABLE alert_state (patient_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)")
 
     def indexes(self, db: sqlite_utils.Database) -> None:
@@ -162,7 +162,8 @@ def _row(a: Alert, tz) -> tuple:
     j = a.to_json(tz)
     return (a.patient_id, a.id, a.rule, a.severity, a.drug, j["at"], a.at, a.message,
             orjson.dumps(a.evidence).decode(), a.status,
-            orjson.dumps(a.acknowledged).decode() if a.acknowledged else None)
+            orjson.dumps(a.acknowledged).decode() if a.acknowledged else None,
+            orjson.dumps(j["resolved"]).decode() if j["resolved"] else None)
 
 
 def fingerprint() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..course import Listed, Order
-from .model import Context, listed_label, order_label
+from .model import Context, Resolution, listed_label, order_label
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,60 @@ def first_overlap(a: Item, b: Item) -> int | None:
             if lo < hi and (best is None or lo < best):
                 best = lo
     return best
+
+
+def last_overlap_end(items: list[Item], other: Item) -> int | None:
+    """The instant `other` stopped running beside the last of `items` it ran beside (an
+    exclusive end: past the record's end if they still run together), or None if never."""
+    best = None
+    for a in items:
+        for s1, e1 in a.spans:
+            for s2, e2 in other.spans:
+                if max(s1, s2) < min(e1, e2) and (best is None or min(e1, e2) > best):
+                    best = min(e1, e2)
+    return best
+
+
+ENDED = {"discontinued": "stopped", "discharged": "ended by the discharge", "admitted": "ended by the admission",
+         "readmitted": "ended by the readmission", "transferred": "ended by the transfer"}
+
+
+def parted(ctx: Context, together: list[Item], end: int | None, what: str) -> Resolution | None:
+    """A resolution at `end`, when the items that ran together there stopped doing so by the
+    record's end: what stopped, held or ended the first of them (else the others). None if
+    they still run together, or if only the patient's death parted them (nothing was put right)."""
+    if end is None or end > ctx.until or ctx.course.died_at == end:
+        return None
+    for group in ([together[0]], together[1:]):
+        ended = [(item, how) for item in group if (how := _how_ended(ctx, item, end)) is not None]
+        if ended:
+            why = "; ".join(f"{item.drug} {how[0]}" for item, how in ended)
+            evidence = tuple(dict.fromkeys(how[1] for _, how in ended if how[1]))
+            return Resolution(end, f"{what} no longer run together: {why}", evidence)
+    return None
+
+
+def _how_ended(ctx: Context, item: Item, at: int) -> tuple[str, str | None] | None:
+    if not any(e == at for _, e in item.spans):
+        return None
+    if item.order is not None:
+        o = item.order
+        if o.end == at:
+            word = ENDED.get(o.ended_by or "", o.ended_by or "ended")
+            reason = o.end_reason or _decision(ctx, o.drug, o.order_id, at)
+            return f"{word}{f' ({reason})' if reason else ''}", o.end_event_id
+        held = next((ch for ch in o.changes if ch.at == at and ch.kind == "held"), None)
+        return ("held", held.event_id) if held is not None else None
+    x = item.listed
+    tr = next((t for t in ctx.course.transitions if t.at == at), None)
+    return (f"list line {ENDED.get(x.ended_by or '', 'ended')}", tr.event_id if tr else None)
+
+
+def _decision(ctx: Context, drug: str, order_id: str, at: int) -> str | None:
+    """'decided: stop, anxiety settled' when the transition at `at` decided about the drug."""
+    for tr in ctx.course.transitions:
+        if tr.at == at:
+            for d in tr.data.get("decisions") or ():
+                if d.get("order_id") == order_id or d["drug"].lower() == drug:
+                    return f"decided: {d['action']}, {d['reason']}"
+    return None

@@ -21,7 +21,7 @@ from ..timeline import parse_time, zone
 from .engine import by_urgency, patient_alerts
 from .projection import COLUMNS, fingerprint, patient_zone, replace
 
-STATUSES = ("open", "acknowledged", "all")
+STATUSES = ("open", "acknowledged", "resolved", "all")
 
 
 class UnknownAlert(MarError):
@@ -69,7 +69,8 @@ def _known(db, patient_id: str) -> bool:
 def _from_row(r) -> dict:
     return {"id": r[1], "patient_id": r[0], "rule": r[2], "severity": r[3], "drug": r[4], "at": r[5],
             "message": r[7], "evidence": orjson.loads(r[8]), "status": r[9],
-            "acknowledged": orjson.loads(r[10]) if r[10] else None, "_at_us": r[6]}
+            "acknowledged": orjson.loads(r[10]) if r[10] else None,
+            "resolved": orjson.loads(r[11]) if r[11] else None, "_at_us": r[6]}
 
 
 def _tz(events: list[dict]):

@@ -350,7 +350,7 @@ def _uncovered(recon: Reconciliation, alerts: list[dict], record: PatientRecord)
             "message": f"{line.drug}: {line.status} at the {recon.kind} ({kinds}) without a documented reason.",
             "evidence": [e for e in (recon.sides.transition.event_id if recon.sides.transition else None,
                                      line.before.event_id if line.before else None) if e],
-            "status": "open", "acknowledged": None})
+            "status": "open", "acknowledged": None, "resolved": None})
     return out
 
 

@@ -67,20 +67,27 @@ def test_alerts_text_open_first_most_severe_first(runner, db):
         "discharge list does not carry it over and no decision stops it. Ask the prescriber whether it should "
         "continue: if so, add it to the list and tell the receiving team; if not, document the stop.\n"
         "  evidence: p1-dc, p1-mem\n"
-        f"HIGH     open         2007-10-15 10:40  p-1  lorazepam  {benzo['id']}  (opioid_benzodiazepine)\n"
+        f"HIGH     resolved     2007-10-15 10:40  p-1  lorazepam  {benzo['id']}  (opioid_benzodiazepine)\n"
         "  lorazepam iv 1 mg q6h as needed (order lz-1) is active together with opioids from 2007-10-15 10:40: "
         "methadone po 40 mg tid (order met-1). Opioids with benzodiazepines risk fatal respiratory depression (FDA "
         "boxed warning): confirm both are needed, use the lowest doses, monitor sedation and respiratory rate.\n"
         "  evidence: p1-lz, p1-met\n"
-        "2 alerts: 2 open (2 high), 0 acknowledged\n")
+        "  resolved at 2007-10-20 11:00: lorazepam and opioids no longer run together: lorazepam ended by the "
+        "discharge (decided: stop, anxiety settled) (evidence: p1-dc)\n"
+        "2 alerts: 1 open (1 high), 0 acknowledged, 1 resolved\n")
 
 
 def test_alerts_json_shape_and_every_patient_without_one(runner, db):
     found = alerts_json(runner, db)
     assert [a["rule"] for a in found] == ["unreconciled_stop", "opioid_benzodiazepine"]
     assert set(found[0]) == {"id", "patient_id", "rule", "severity", "drug", "at", "message", "evidence", "status",
-                             "acknowledged"}
+                             "acknowledged", "resolved"}
     assert found[0]["at"] == "2007-10-20T11:00:00-07:00" and found[0]["status"] == "open"
+    assert found[0]["resolved"] is None
+    assert found[1]["status"] == "resolved" and found[1]["resolved"] == {
+        "at": "2007-10-20T11:00:00-07:00", "evidence": ["p1-dc"],
+        "reason": "lorazepam and opioids no longer run together: lorazepam ended by the discharge "
+                  "(decided: stop, anxiety settled)"}
     assert alerts_json(runner, db, "p-2") == []
     assert runner.invoke(cli, ["--db", db, "alerts", "p-2"]).output == "p-2: no alerts\n"
 
@@ -94,12 +101,15 @@ def test_ack_then_status_filters(runner, db):
     assert acked["status"] == "acknowledged"
     assert {k: acked["acknowledged"][k] for k in ("by", "reason")} == {"by": "pharm.diaz",
                                                                        "reason": "stopped on purpose: no benefit"}
-    assert [a["rule"] for a in alerts_json(runner, db, "p-1", "--status", "open")] == ["opioid_benzodiazepine"]
+    assert alerts_json(runner, db, "p-1", "--status", "open") == []
     assert [a["id"] for a in alerts_json(runner, db, "--status", "acknowledged")] == [omission["id"]]
+    assert [a["rule"] for a in alerts_json(runner, db, "--status", "resolved")] == ["opioid_benzodiazepine"]
     text = runner.invoke(cli, ["--db", db, "alerts", "p-1"]).output.splitlines()
-    assert text[0].startswith("HIGH     open         2007-10-15 10:40  p-1  lorazepam")  # open first
-    assert text[-2].startswith("  acknowledged by pharm.diaz at ") and text[-2].endswith(": stopped on purpose: no benefit")
-    assert text[-1] == "2 alerts: 1 open (1 high), 1 acknowledged"
+    assert text[0].startswith("HIGH     acknowledged 2007-10-20 11:00  p-1  memantine")  # the latest first
+    assert text[4].startswith("HIGH     resolved     2007-10-15 10:40  p-1  lorazepam")
+    assert text[3].startswith("  acknowledged by pharm.diaz at ") and text[3].endswith(": stopped on purpose: no benefit")
+    assert text[-1] == "2 alerts: 0 open, 1 acknowledged, 1 resolved"
+    assert runner.invoke(cli, ["--db", db, "alerts", "p-1", "--status", "open"]).output == "p-1: no open alerts\n"
 
 
 def test_ack_refuses_an_unknown_alert_and_writes_nothing(runner, db):

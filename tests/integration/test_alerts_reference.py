@@ -50,8 +50,13 @@ def of(alerts, rule):
 
 def test_exactly_one_memantine_omission_at_the_pod_49_discharge_and_none_at_the_second(alerts):
     [omission] = of(alerts, "unreconciled_stop")
-    assert omission["drug"] == "memantine" and omission["severity"] == "high" and omission["status"] == "open"
+    assert omission["drug"] == "memantine" and omission["severity"] == "high" and omission["status"] == "resolved"
     assert omission["at"] == f"{POD[49]}T11:00:00-08:00"
+    # put right only when the readmission's team ordered memantine again, 16 days later
+    assert omission["resolved"] == {
+        "at": "2007-12-19T15:00:00-08:00", "evidence": ["ref-001/1324"],
+        "reason": "memantine ordered again 16 days after the discharge: memantine po 10 mg bid "
+                  "(order memantine-po-2)"}
     assert omission["evidence"] == ["ref-001/1239", "ref-001/0503"]  # the discharge, the memantine order
     assert omission["message"].startswith("memantine po 10 mg bid (order memantine-po-1) was active before the "
                                           "discharge to nursing home at 2007-12-03 11:00")
@@ -138,8 +143,11 @@ def test_acknowledging_the_memantine_omission(tmp_path):
               user="pharm.diaz")
     assert out == (f"acknowledged {omission['id']} (ref-001, memantine) by pharm.diaz: "
                    f"left off the discharge list by mistake; restarted\n")
-    [acked] = json.loads(mar(db, "alerts", PATIENT, "--status", "acknowledged", "--json"))
-    assert acked["id"] == omission["id"] and acked["status"] == "acknowledged"
+    # memantine was ordered again later in the record: the alert is resolved, the ack stays on it
+    assert json.loads(mar(db, "alerts", PATIENT, "--status", "acknowledged", "--json")) == []
+    [acked] = [a for a in json.loads(mar(db, "alerts", PATIENT, "--status", "resolved", "--json"))
+               if a["rule"] == "unreconciled_stop"]
+    assert acked["id"] == omission["id"] and acked["status"] == "resolved"
     assert acked["acknowledged"]["by"] == "pharm.diaz"
     assert acked["acknowledged"]["reason"] == "left off the discharge list by mistake; restarted"
     assert omission["id"] not in {a["id"] for a in json.loads(mar(db, "alerts", PATIENT, "--status", "open", "--json"))}

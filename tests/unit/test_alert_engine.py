@@ -24,7 +24,7 @@ def record():
         order("2007-10-15T10:30:00-07:00", "hm", "hydromorphone", "iv", infusion(2, "mg/h"), event_id="o-hm"),
         order("2007-10-15T10:40:00-07:00", "lz", "lorazepam", "iv",
               {"form": "as_needed", "dose": mg(1), "frequency": "q6h"}, event_id="o-lz"),
-        ev("order_discontinued", "2007-10-17T10:00:00-07:00", order_id="lz", reason="anxiety settled"),
+        ev("order_discontinued", "2007-10-17T10:00:00-07:00", order_id="lz", reason="anxiety settled", event_id="x-lz"),
         ev("order_discontinued", "2007-10-28T08:00:00-07:00", order_id="hm", reason="taper complete"),
         ev("discharged", "2007-12-03T11:00:00-08:00", recorded_at="2007-12-03T11:05:00-08:00",
            destination="nursing home", medication_list=lines, event_id="dc-1"),
@@ -56,8 +56,8 @@ def test_an_acknowledgement_marks_the_alert_with_who_when_and_why_and_a_correcti
     assert (a.status, a.acknowledged) == ("acknowledged", {"by": "pharm.diaz", "at": "2007-12-03T12:00:00-08:00",
                                                            "reason": "restarted by the nursing home",
                                                            "event_id": "ack-1"})
-    others = [a for a in patient_alerts(events) if a.id != target]
-    assert others and all(a.status == "open" for a in others)
+    [other] = [a for a in patient_alerts(events) if a.id != target]
+    assert (other.rule, other.status, other.acknowledged) == ("opioid_benzodiazepine", "resolved", None)
     events.append(ev("entered_in_error", "2007-12-03T12:30:00-08:00", target_event_id="ack-1",
                      reason="acknowledged the wrong alert"))
     assert next(a for a in patient_alerts(events) if a.id == target).status == "open"
@@ -77,10 +77,39 @@ def test_at_reads_the_record_up_to_a_clinical_time_and_known_at_what_was_recorde
 def test_open_first_then_most_severe_then_latest():
     events = record()
     found = patient_alerts(events)
-    events.append(ack(found[0].id, "2007-12-04T09:00:00-08:00", "reviewed", "ack-2"))
+    events.append(ack(found[1].id, "2007-12-04T09:00:00-08:00", "reviewed", "ack-2"))
+    events.append(order("2007-12-05T09:00:00-08:00", "lz-2", "lorazepam", "po",
+                        {"form": "as_needed", "dose": mg(1), "frequency": "q8h"}, event_id="o-lz-2"))
     ranked = by_urgency(patient_alerts(events))
-    assert [(a.status, a.severity, a.rule) for a in ranked] == [
-        ("open", "high", "unreconciled_stop"), ("acknowledged", "high", "opioid_benzodiazepine")]
+    assert [(a.status, a.severity, a.rule, a.at) for a in ranked] == [
+        ("open", "high", "opioid_benzodiazepine", instant("2007-12-05T09:00:00-08:00")),
+        ("acknowledged", "high", "unreconciled_stop", instant("2007-12-03T11:00:00-08:00")),
+        ("resolved", "high", "opioid_benzodiazepine", instant("2007-10-15T10:40:00-07:00"))]
+
+
+def test_a_resolution_counts_from_when_it_happened_and_outranks_an_acknowledgement():
+    """An alert the record has put right is resolved from that clinical time (read earlier, it
+    is open), whether or not someone acknowledged it first; the ack stays on it."""
+    events = record()
+    benzo = next(a for a in patient_alerts(events) if a.rule == "opioid_benzodiazepine")
+    assert (benzo.status, benzo.resolution.at, benzo.resolution.evidence) == \
+        ("resolved", instant("2007-10-17T10:00:00-07:00"), ("x-lz",))
+    assert benzo.to_json(benzo_tz())["resolved"] == {
+        "at": "2007-10-17T10:00:00-07:00", "evidence": ["x-lz"],
+        "reason": "lorazepam and opioids no longer run together: lorazepam stopped (anxiety settled)"}
+    [early] = patient_alerts(events, at=instant("2007-10-17T09:59:00-07:00"))
+    assert (early.status, early.resolution) == ("open", None)
+    events.append(ack(benzo.id, "2007-10-16T09:00:00-07:00", "both needed tonight", "ack-3"))
+    [read] = [a for a in patient_alerts(events) if a.id == benzo.id]
+    assert read.status == "resolved" and read.acknowledged["reason"] == "both needed tonight"
+    [early] = patient_alerts(events, at=instant("2007-10-17T09:59:00-07:00"))
+    assert early.status == "acknowledged"
+
+
+def benzo_tz():
+    from projections.timeline import zone
+
+    return zone("America/Los_Angeles")
 
 
 def test_a_patient_without_a_time_zone_or_without_events_has_no_alerts():
