@@ -260,3 +260,25 @@ def test_a_catch_up_leaves_the_alert_rows_it_does_not_change_as_they_were(tmp_pa
     assert len(before) >= 5 and len(after) > len(before)
     assert all(after[i] == before[i] for i in kept)  # same row, untouched by two catch-ups
     assert after[record_ack][1] == "acknowledged" and after[record_ack][0] != before[record_ack][0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(intentions=st.lists(intention, min_size=30, max_size=250), patients=st.integers(1, 2))
+def test_a_resolution_comes_after_its_alert_and_holds_from_its_instant_on(intentions, patients):
+    """Read just before a resolution's instant the alert is not resolved; read at it, it is
+    (the same alert, the same resolution): what resolves an alert is an event of that time."""
+    events = build_stream(intentions, patients)
+    by_patient: dict[str, list[dict]] = {}
+    for e in events:
+        by_patient.setdefault(e["patient_id"], []).append({**e, "event_id": e["idempotency_key"]})
+    for record in by_patient.values():
+        for a in patient_alerts(record):
+            if a.resolution is None:
+                assert a.status != "resolved"
+                continue
+            r = a.resolution
+            assert a.status == "resolved" and r.at >= a.at and r.reason
+            before = {x.id: x for x in patient_alerts(record, at=r.at - 1)}
+            assert a.id not in before or before[a.id].status != "resolved"
+            at = {x.id: x for x in patient_alerts(record, at=r.at)}
+            assert at[a.id].status == "resolved" and at[a.id].resolution == r
