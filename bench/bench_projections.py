@@ -171,20 +171,59 @@ def catch_up_once(runner: Runner, recorder: Recorder, lines: list[bytes]) -> tup
 
 
 def bench_catch_up(events: int, reps: int, work: Path) -> dict:
+    """`reps` timed catch-ups of NEW events on the kept store, then one more counted in pages."""
+    name = f"q-{events // 1000}k"
     db, later = hospital_store(events, NEW * LATER_RUNS, 7, "q")
-    models = OUT / f"q-{events // 1000}k.projections.db"
     with EventStore(str(db)) as store:
         used = store.max_position() - events
-        if used + NEW * reps > len(later):
-            raise SystemExit(f"{db} has used its {len(later)} later events: delete it and {models} to start again")
-        with Runner(store, str(models)) as runner:
+    if used + NEW * (reps + 1) > len(later):  # each run records later events: start again from the file
+        print(f"  {db.name} has recorded {used:,} of its {len(later):,} later events: importing it again")
+        (OUT / f"{name}.imported").unlink()
+        db, later = hospital_store(events, NEW * LATER_RUNS, 7, "q")
+        used = 0
+    with EventStore(str(db)) as store:
+        with Runner(store, str(OUT / f"{name}.projections.db")) as runner:
             t = time.perf_counter()
             first = runner.catch_up()
             if first:
                 print(f"  projected {first:,} events of {db.name} in {time.perf_counter() - t:.0f} s")
-            figures = catch_ups(runner, Recorder(store, USER), later[used:], reps)
+            recorder = Recorder(store, USER)
+            figures = catch_ups(runner, recorder, later[used:], reps)
+            pages = pages_written(runner, recorder, later[used + NEW * reps: used + NEW * (reps + 1)])
             size = store.max_position()
-    return {"store_events": size, **figures, "load": load(db)}
+    return {"store_events": size, **figures, **pages, "load": load(db)}
+
+
+def pages_written(runner: Runner, recorder: Recorder, lines: list[bytes]) -> dict:
+    """Pages of the read-model database that one catch-up of `lines` writes (frames of the
+    write-ahead log, automatic checkpoints off for that catch-up alone), and the tables and
+    indexes with most: what each catch-up adds to the log, and so how often a checkpoint
+    (which copies the log into the database) falls on a catch-up."""
+    db = runner.db
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    try:
+        catch_up_once(runner, recorder, lines)
+        size, frames = wal_frames(Path(f"{runner.path}-wal"))
+    finally:
+        db.execute("PRAGMA wal_autocheckpoint=1000")
+    owner = dict(db.execute("SELECT pageno, name FROM dbstat"))
+    by_name: dict[str, int] = {}
+    for page in frames:
+        by_name[owner.get(page, "?")] = by_name.get(owner.get(page, "?"), 0) + 1
+    top = sorted(by_name.items(), key=lambda x: -x[1])[:5]
+    return {"pages": len(frames), "page_kib": size // 1024, "pages_top": top}
+
+
+def wal_frames(path: Path) -> tuple[int, list[int]]:
+    """The page size and the page number of each frame of a SQLite write-ahead log (its header:
+    32 bytes, the page size at offset 8; each frame: a 24-byte header starting with the page
+    number, then the page)."""
+    data = path.read_bytes()
+    if len(data) < 32:
+        return 0, []
+    size = int.from_bytes(data[8:12], "big")
+    return size, [int.from_bytes(data[i:i + 4], "big") for i in range(32, len(data) - size - 23, 24 + size)]
 
 
 def catch_ups(runner: Runner, recorder: Recorder, lines: list[bytes], reps: int) -> dict:
@@ -300,6 +339,9 @@ def main() -> None:
         print(f"  store of {c['store_events']:,} events: median {c['median_ms']:.0f} ms, max {c['max_ms']:.0f} ms "
               f"(CPU median {c['cpu_median_ms']:.0f} ms) over {c['reps']} runs; figure < {FIGURES['catch_up_ms']:.0f} ms;"
               f" load {c['load']:.1f}")
+        most = ", ".join(f"{name} {n}" for name, n in c["pages_top"])
+        print(f"  one more catch-up of {NEW} events wrote {c['pages']} pages of {c['page_kib']} KiB to the read models "
+              f"(most: {most})")
         print(f"(b') catch-up of {NEW} new events of one patient with a long record (not a figure of the issue)")
         for size in (10_000,) if args.quick else (10_000, 50_000):
             x = bench_long_record(size, 5 if args.quick else 10, work)
