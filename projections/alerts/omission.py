@@ -11,7 +11,7 @@ the last discharge list with the new orders.
 
 Resolved by the first later sign that the drug was taken up again or decided about: an
 order for it written after the transition, a later transition's list that carries it, or a
-later transition's decision about it (the alert says how long the patient went without).
+later transition's decision to stop, change or hold it (the reason says how long after).
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def taken_up(ctx: Context, tr: Transition, drug: str) -> Resolution | None:
         if any(line["drug"].lower() == drug for line in later.data.get("medication_list") or ()):
             found.append((later.at, 1, f"carried on the list of the {name} {{gap}}", (later.event_id,)))
         for d in later.data.get("decisions") or ():
-            if d["drug"].lower() == drug:
+            if d["drug"].lower() == drug and d["action"] in DOCUMENTED:  # as the rule: continue is no decision
                 found.append((later.at, 2, f"decided about at the {name} {{gap}}: {d['action']} ({d['reason']})",
                               (later.event_id,)))
     found = [x for x in found if x[0] <= ctx.until]

@@ -43,6 +43,10 @@ def test_a_later_list_carrying_the_drug_or_a_later_decision_about_it_resolves_th
     [b] = alerts(dropped_memantine() + [decided], "unreconciled_stop")
     assert b.resolution.reason == ("memantine decided about at the readmission 2 days after the discharge: "
                                    "stop (no longer needed {pain gone})")
+    # "continue" while nothing continues it is no decision, as for the rule itself
+    decided["decisions"][0]["action"] = "continue"
+    [c] = alerts(dropped_memantine() + [decided], "unreconciled_stop")
+    assert (c.status, c.resolution) == ("open", None)
 
 
 def home_gabapentin(*later):
