@@ -12,9 +12,10 @@ after the transition (default 24 h, cut short by the next transition):
 - orders for the drug, none of them as the line (form, route, dose, frequency, rate or
   PCA settings as first written): a dose discrepancy, unless a decision changes it.
 
-Resolved: an omission by a later order for the drug; a discrepancy once an order for the
-drug stands as the line (changed to it, or a new one), or once every order for the drug
-written since the transition has been stopped by the prescriber (discontinued).
+Resolved, within the stay the transition began: an omission by a later order for the drug;
+a discrepancy once an order for the drug stands as the line (changed to it, or a new one),
+or once every order for the drug written since the transition has been stopped by the
+prescriber (discontinued: an order ended by the next transition was not).
 """
 from __future__ import annotations
 
@@ -43,8 +44,10 @@ def check(ctx: Context) -> list[Alert]:
             end = min(end, ctx.course.died_at)
         closed = end <= ctx.until
         orders = [o for o in ctx.course.orders.values() if tr.at <= o.start < min(end, ctx.until + 1)]
+        stay = [x for x in (nxt, ctx.course.died_at) if x is not None]
+        stay_end = min(stay) if stay else None  # what resolves an alert happens in the same stay
         for line, source, line_event in _baseline(ctx, tr, end):
-            out += _compare(ctx, tr, line, source, line_event, orders, closed)
+            out += _compare(ctx, tr, line, source, line_event, orders, closed, stay_end)
     return out
 
 
@@ -63,7 +66,7 @@ def _baseline(ctx: Context, tr: Transition, end: int) -> list[tuple[dict, str, s
 
 
 def _compare(ctx: Context, tr: Transition, line: dict, source: str, line_event: str,
-             orders: list[Order], closed: bool) -> list[Alert]:
+             orders: list[Order], closed: bool, stay_end: int | None) -> list[Alert]:
     drug = line["drug"].lower()
     mine = [o for o in orders if o.drug == drug]
     actions = {d["action"] for d in tr.data.get("decisions") or () if d["drug"].lower() == drug}
@@ -76,7 +79,7 @@ def _compare(ctx: Context, tr: Transition, line: dict, source: str, line_event: 
             return []
         msg = (f"{home} ({source}) was not ordered after the {word} at {ctx.local(tr.at)} and no "
                f"decision documents why. Ask the prescriber whether to order it, or document the stop.")
-        return [ctx.alert(RULE, keys, drug, tr.at, msg, evidence, resolution=_ordered_later(ctx, tr, drug, word))]
+        return [ctx.alert(RULE, keys, drug, tr.at, msg, evidence, resolution=_ordered_later(ctx, tr, drug, word, stay_end))]
     if any(_same(ctx, line, o) for o in mine) or "change" in actions:
         return []
     first = min(mine, key=lambda o: (o.start, o.seq))
@@ -85,17 +88,19 @@ def _compare(ctx: Context, tr: Transition, line: dict, source: str, line_event: 
            f"with no decision documenting the change. Confirm the intended dose with the prescriber "
            f"and document the reason.")
     return [ctx.alert(RULE, keys, drug, first.start, msg, evidence + [o.event_id for o in mine],
-                      resolution=_put_right(ctx, tr, line, drug))]
+                      resolution=_put_right(ctx, tr, line, drug, stay_end))]
 
 
-def _since(ctx: Context, tr: Transition, drug: str) -> list[Order]:
-    """The orders for the drug written at or after the transition, up to the record's end."""
-    return sorted((o for o in ctx.course.orders.values() if o.drug == drug and tr.at <= o.start <= ctx.until),
+def _since(ctx: Context, tr: Transition, drug: str, stay_end: int | None) -> list[Order]:
+    """The orders for the drug written in the stay the transition began (from it to the next
+    admission, discharge, readmission or death), up to the record's end."""
+    last = ctx.until if stay_end is None else min(ctx.until, stay_end - 1)
+    return sorted((o for o in ctx.course.orders.values() if o.drug == drug and tr.at <= o.start <= last),
                   key=lambda o: (o.start, o.seq))
 
 
-def _ordered_later(ctx: Context, tr: Transition, drug: str, word: str) -> Resolution | None:
-    found = _since(ctx, tr, drug)
+def _ordered_later(ctx: Context, tr: Transition, drug: str, word: str, stay_end: int | None) -> Resolution | None:
+    found = _since(ctx, tr, drug, stay_end)
     if not found:
         return None
     o = found[0]
@@ -103,15 +108,16 @@ def _ordered_later(ctx: Context, tr: Transition, drug: str, word: str) -> Resolu
                       f"{order_label(o, o.start)}", (o.event_id,))
 
 
-def _put_right(ctx: Context, tr: Transition, line: dict, drug: str) -> Resolution | None:
-    """The first instant an order for the drug stood as the line; else, if every order for it
-    since the transition was discontinued, the last discontinuation."""
-    orders = _since(ctx, tr, drug)
+def _put_right(ctx: Context, tr: Transition, line: dict, drug: str, stay_end: int | None) -> Resolution | None:
+    """The first instant in the stay an order for the drug stood as the line; else, if every
+    order for it in the stay was discontinued, the last discontinuation."""
+    orders = _since(ctx, tr, drug, stay_end)
     matched = []
     for o in orders:
         times, states = ctx.states(o)
         for t, state in zip([o.start, *times], states):
-            if t <= ctx.until and _same_dosing(ctx, line, state.dosing, state.route):
+            if t <= ctx.until and (stay_end is None or t < stay_end) and \
+                    _same_dosing(ctx, line, state.dosing, state.route):
                 matched.append((t, o))
                 break
     if matched:
@@ -119,7 +125,7 @@ def _put_right(ctx: Context, tr: Transition, line: dict, drug: str) -> Resolutio
         how = "ordered" if t == o.start else "changed"
         return Resolution(t, f"{drug} {how} as the line: {order_label(o, t)}",
                           (o.event_id if t == o.start else _change_at(o, t),))
-    if orders and all(o.ended_by == "discontinued" and o.end <= ctx.until for o in orders):
+    if orders and all(o.ended_by == "discontinued" and o.end <= ctx.until for o in orders):  # in the stay
         last = max(orders, key=lambda o: (o.end, o.seq))
         why = f" ({last.end_reason})" if last.end_reason else ""
         return Resolution(last.end, f"{drug} stopped{why}",

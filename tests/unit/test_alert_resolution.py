@@ -135,3 +135,16 @@ def test_an_infusion_without_a_weight_is_resolved_by_a_new_weight_or_by_its_stop
               event_id="x-ket")
     [c] = alerts(events + [stop], "weight_missing")
     assert (c.status, c.resolution.evidence, c.resolution.reason) == ("resolved", ("x-ket",), "ketamine stopped")
+
+
+def test_what_resolves_an_admission_alert_happens_in_the_same_stay():
+    """An order written in a later stay does not put right the previous admission's omission."""
+    events = stay() + [
+        ev("home_medication_recorded", "2007-10-14T08:32:00-07:00", drug="naproxen", route="po",
+           dosing=scheduled(500, "bid"), event_id="home-nap"),
+        discharge(at="2007-10-20T11:00:00-07:00", lines=[line("methadone", 40, "tid"), line("gabapentin", 700, "tid"),
+                                                          line("memantine", 10, "bid")]),
+        ev("readmitted", "2007-11-02T14:00:00-07:00", location="ward 7", event_id="re-1"),
+        order("2007-11-02T15:00:00-07:00", "nap-1", "naproxen", "po", scheduled(500, "bid"), event_id="o-nap")]
+    [a] = [x for x in alerts(events, "admission_discrepancy") if x.drug == "naproxen"]
+    assert (a.at, a.status, a.resolution) == (instant("2007-10-14T09:00:00-07:00"), "open", None)
