@@ -7,6 +7,9 @@ from cli.alerts import alerts_text, resolved_text
 from cli.main import cli, dump_json
 from cli.read import medication_text
 
+RESOLVED_SHOWN = 10
+
+
 @cli.command()
 @click.argument("patient")
 @click.option("--at", metavar="TIME", help="Show the regimen at this clinical time (default: now, "
@@ -47,9 +50,12 @@ def summary_text(s: dict) -> list[str]:
         out.append(f"  {span}  {mme}  {drugs}")
     out += ["", "Open alerts:"]
     out += ["  " + line for line in alerts_text(s["open_alerts"], s["patient_id"], "open")]
-    if s["resolved_alerts"]:
+    done = s["resolved_alerts"]
+    if done:
         out += ["", "Alerts the record has since put right:"]
-        out += ["  " + line for line in resolved_text(s["resolved_alerts"])]
+        out += ["  " + line for line in resolved_text(done[:RESOLVED_SHOWN])]
+        if len(done) > RESOLVED_SHOWN:  # one page: the most severe and latest only
+            out.append(f"  ... and {len(done) - RESOLVED_SHOWN} more: mar alerts {s['patient_id']} --status resolved")
     return out
 
 
