@@ -61,7 +61,7 @@ def patient_alerts(events: Iterable[dict], settings: RuleSettings | None = None,
         if a.resolution is not None:
             if a.resolution.at <= ctx.until:
                 a.status = "resolved"  # whether or not someone acknowledged it first
-            else:
+            else:  # the rules read only up to `until`; this keeps a later one from ever showing
                 a.resolution = None
     return sorted(alerts, key=lambda a: (a.at, a.rule, a.id))
 
