@@ -22,7 +22,6 @@ import subprocess
 import sys
 import weakref
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 

@@ -33,9 +33,9 @@ def check_opioid_benzodiazepine(ctx: Context) -> list[Alert]:
                f"Opioids with benzodiazepines risk fatal respiratory depression (FDA boxed warning): "
                f"confirm both are needed, use the lowest doses, monitor sedation and respiratory rate.")
         evidence = [benzo.event_id, *(o.event_id for _, o in sorted(beside, key=lambda p: (p[0], p[1].key)))]
-        end = last_overlap_end([o for _, o in beside], benzo)
-        last = [o for _, o in beside if last_overlap_end([o], benzo) == end]
-        done = parted(ctx, [benzo, *last], end, f"{benzo.drug} and opioids")
+        ends = [(last_overlap_end(o, benzo), o) for _, o in beside]
+        end = max(e for e, _ in ends)
+        done = parted(ctx, [benzo, *(o for e, o in ends if e == end)], end, f"{benzo.drug} and opioids")
         out.append(ctx.alert(OPIOID_BENZO, (benzo.key,), benzo.drug, at, msg, evidence, resolution=done))
     return out
 
@@ -55,7 +55,7 @@ def check_duplicate_opioid(ctx: Context) -> list[Alert]:
                    f"to avoid double dosing.")
             drug = first.drug if first.drug == second.drug else f"{first.drug}, {second.drug}"
             both = f"the two {first.drug} orders" if first.drug == second.drug else f"{first.drug} and {second.drug}"
-            done = parted(ctx, [first, second], last_overlap_end([first], second), both)
+            done = parted(ctx, [first, second], last_overlap_end(first, second), both)
             out.append(ctx.alert(DUPLICATE, (first.key, second.key), drug, at, msg, [first.event_id, second.event_id],
                                  resolution=done))
     return out

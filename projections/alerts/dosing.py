@@ -36,6 +36,7 @@ US_PER_MIN = 60_000_000
 def check_weight(ctx: Context) -> list[Alert]:
     out = []
     seen = set()
+    voided = None
     for s in ctx.course.segments:
         if s.mg_per_h is not None or s.order_id in seen or s.start > ctx.until:
             continue
@@ -44,8 +45,10 @@ def check_weight(ctx: Context) -> list[Alert]:
         msg = (f"{order_label(order, s.start)} runs at {s.rate:g} {s.rate_unit} from {ctx.local(s.start)} with no "
                f"current weight, so its dose in mg/h is unknown. Weigh the patient and record the weight "
                f"(or correct the weight entered in error).")
+        if voided is None:
+            voided = _voided_weights(ctx)
         out.append(ctx.alert(WEIGHT, (s.order_id, s.start), order.drug, s.start, msg,
-                             [order.event_id, *_voided_weights(ctx)], resolution=_dosable(ctx, order)))
+                             [order.event_id, *voided], resolution=_dosable(ctx, order)))
     return out
 
 

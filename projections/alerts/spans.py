@@ -62,27 +62,24 @@ def items(ctx: Context) -> list[Item]:
     return ctx._cache[key]
 
 
-def first_overlap(a: Item, b: Item) -> int | None:
-    """The first instant both items were running, or None."""
-    best = None
+def overlaps(a: Item, b: Item):
+    """The [start, end) pieces of time both items were running."""
     for s1, e1 in a.spans:
         for s2, e2 in b.spans:
             lo, hi = max(s1, s2), min(e1, e2)
-            if lo < hi and (best is None or lo < best):
-                best = lo
-    return best
+            if lo < hi:
+                yield lo, hi
 
 
-def last_overlap_end(items: list[Item], other: Item) -> int | None:
-    """The instant `other` stopped running beside the last of `items` it ran beside (an
-    exclusive end: past the record's end if they still run together), or None if never."""
-    best = None
-    for a in items:
-        for s1, e1 in a.spans:
-            for s2, e2 in other.spans:
-                if max(s1, s2) < min(e1, e2) and (best is None or min(e1, e2) > best):
-                    best = min(e1, e2)
-    return best
+def first_overlap(a: Item, b: Item) -> int | None:
+    """The first instant both items were running, or None."""
+    return min((lo for lo, _ in overlaps(a, b)), default=None)
+
+
+def last_overlap_end(a: Item, b: Item) -> int | None:
+    """The instant the two items stopped running together for the last time (an exclusive end:
+    past the record's end if they still run together), or None if they never did."""
+    return max((hi for _, hi in overlaps(a, b)), default=None)
 
 
 ENDED = {"discontinued": "stopped", "discharged": "ended by the discharge", "admitted": "ended by the admission",

@@ -19,7 +19,7 @@ from ..events_table import patient_events
 from ..runner import Runner, chunks, write_transaction
 from ..timeline import parse_time, zone
 from .engine import by_urgency, patient_alerts
-from .projection import COLUMNS, fingerprint, patient_zone, replace
+from .projection import COLUMNS, SELECT_ALERTS, fingerprint, patient_zone, replace
 
 STATUSES = ("open", "acknowledged", "resolved", "all")
 
@@ -109,9 +109,8 @@ class _Sortable:
 
 
 def _stored(db, patient_id: str | None) -> list[dict]:
-    sql = f"SELECT {','.join(COLUMNS)} FROM alerts"
-    rows = db.execute(sql + " WHERE patient_id = ?", (patient_id,)).fetchall() if patient_id is not None \
-        else db.execute(sql).fetchall()
+    rows = db.execute(SELECT_ALERTS, (patient_id,)).fetchall() if patient_id is not None \
+        else db.execute(f"SELECT {','.join(COLUMNS)} FROM alerts").fetchall()
     return [_from_row(r) for r in rows]
 
 
