@@ -40,6 +40,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import generate  # noqa: E402
+from common import fresh  # noqa: E402
 
 from mar.recording import Recorder  # noqa: E402
 from mar.store import EventStore  # noqa: E402
@@ -49,12 +50,6 @@ USER = "bench"
 FIGURES = {"rebuild_rate": 50_000, "rebuild_ratio": 0.2, "catch_up_ms": 200.0, "query_s": 0.5}
 NEW = 100
 LATER_RUNS = 200  # batches of NEW later events kept for catch-up runs (each run uses one)
-
-
-def fresh(path: Path) -> Path:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return path
 
 
 def load(path: Path) -> float:
