@@ -4,9 +4,7 @@ This is the one write path: `mar import`, `mar record` and the FHIR import all e
 """
 from __future__ import annotations
 
-import gc
 import hashlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable
@@ -16,6 +14,7 @@ from pydantic import ValidationError
 
 from .catalog import Catalog, default_catalog
 from .chart import Chart
+from .collector import collector_paused
 from .checks import check_event
 from .clinical_time import UTC
 from .errors import ConcurrencyConflict, InvalidEvents, Problem, WriteRefused
@@ -132,19 +131,6 @@ def _clip(text) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
-@contextmanager
-def _cycle_collector_paused():
-    """A large import allocates millions of long-lived objects and no reference cycles; the
-    cyclic collector would re-scan them again and again (a quarter of the import time)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 class Recorder:
     """Validates and appends batches of events for one store."""
 
@@ -159,7 +145,7 @@ class Recorder:
 
     def record(self, lines: Iterable[tuple[int | None, str | bytes | dict]], source: str | None = None,
                progress: Callable[[int], None] | None = None) -> Summary:
-        with _cycle_collector_paused():
+        with collector_paused():
             candidates, problems = [], []
             for n, (line, text) in enumerate(lines, 1):
                 cand, errs = parse_line(text, line)

@@ -24,7 +24,6 @@ for work on other connections, attached as `mar_scratch`), `BulkLoad.writing` an
 """
 from __future__ import annotations
 
-import gc
 import os
 import random
 import sqlite3
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from mar.collector import collector_paused
 from mar.errors import MarError
 
 from .scratch import scratch_file
@@ -374,8 +374,6 @@ class Runner:
             scratch = scratch_file("rebuild", ".db")
             self.db.execute("ATTACH DATABASE ? AS mar_scratch", (scratch,))
         load = BulkLoad(self.store, target, "mar_store" if path else None, scratch)
-        collecting = gc.isenabled()
-        gc.disable()  # millions of short-lived tuples and dicts, no cycles: full collections only cost
         try:
             self.db.execute("BEGIN")
             try:
@@ -383,7 +381,8 @@ class Runner:
                 if only_if_empty and not self._starting():
                     count = 0  # another reader did it meanwhile
                 else:
-                    count = self._bulk(load)
+                    with collector_paused():  # millions of short-lived tuples and dicts, no cycles
+                        count = self._bulk(load)
             except BaseException:
                 load.close()
                 self.db.execute("ROLLBACK")
@@ -391,8 +390,6 @@ class Runner:
             self.db.execute("COMMIT")
             return count
         finally:
-            if collecting:
-                gc.enable()
             load.close()
             if path is not None:
                 self.db.execute("DETACH DATABASE mar_store")

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import orjson
 
+from mar.collector import collector_paused
 from mar.errors import MarError
 
 from ..scratch import scratch_file
-from .projection import alert_rows, fingerprint, no_collection
+from .projection import alert_rows, fingerprint
 
 # Below this many events a rebuild computes the alerts itself.
 IN_PROCESS_UPTO = 20_000
@@ -68,7 +69,7 @@ def every_patient(path: str, table: str, upto: int) -> tuple[list, list]:
     """The alert rows and state rows of every patient of a plain SQLite store, up to a position."""
     store = Store(path, table, upto)
     try:
-        with no_collection():
+        with collector_paused():
             done = [store.patient(s) for s in store.streams]
     finally:
         store.close()
@@ -119,7 +120,7 @@ class Job:
         mine: dict[str, tuple | None] = {}
         try:
             store, progress = Store(*self.args), Progress(self.out)
-            with no_collection():
+            with collector_paused():
                 for stream in reversed(store.streams):
                     progress.read()
                     if (progress.last is not None and stream <= progress.last) or self.process.poll() is not None:
@@ -136,7 +137,7 @@ class Job:
             if progress.fingerprint not in (None, fingerprint()):
                 raise BulkAlertsError(f"another process computed the alerts under {progress.fingerprint}, "
                                       f"not {fingerprint()}")
-            with no_collection():  # whatever neither did (nothing, unless the other stopped short)
+            with collector_paused():  # whatever neither did (nothing, unless the other stopped short)
                 mine.update((s, store.patient(s)) for s in store.streams if s not in progress.done and s not in mine)
         finally:
             for opened in (progress, store):
@@ -199,7 +200,7 @@ def _stop(process: subprocess.Popen, out: str) -> None:
 def main(argv: list[str]) -> None:
     path, table, upto, out = argv
     store = Store(path, table, int(upto))
-    with open(out, "wb") as f, no_collection():
+    with open(out, "wb") as f, collector_paused():
         f.write(orjson.dumps({"fingerprint": fingerprint()}) + b"\n")
         f.flush()
         for stream in store.streams:

@@ -15,14 +15,14 @@ Tables:
 """
 from __future__ import annotations
 
-import gc
 import hashlib
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 import orjson
+
+from mar.collector import collector_paused
 
 from ..runner import Batch, BulkLoad, Projection, Sink, Stored
 
@@ -59,7 +59,7 @@ class AlertsProjection(Projection):
         for _, e in batch.events:
             new.setdefault(e["patient_id"], []).append(e)
         want = fingerprint()
-        with no_collection():
+        with collector_paused():
             for patient_id, events in new.items():
                 # what the events read model held before this batch, then the batch's own events
                 # (whether or not the events projection has written them yet)
@@ -97,20 +97,6 @@ class AlertsProjection(Projection):
     def bulk_patient(self, db: sqlite_utils.Database, patient_id: str, events: list[Stored], sink: Sink) -> None:
         sink.add("alerts", alert_rows(patient_id, [x.data for x in events], [x.t for x in events]))
         sink.add("alert_state", [(patient_id, fingerprint())])
-
-
-@contextmanager
-def no_collection():
-    """The garbage collector off: refolding records makes many dicts and tuples, none in a
-    reference cycle, and a full collection in the middle (it scans every object of the
-    process) would cost more than the refold."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def plain_store_file(store) -> str | None:
